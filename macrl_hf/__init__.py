@@ -1,0 +1,33 @@
+"""MACRL (Masked Contrastive Representation Learning) as a Hugging Face transformers model."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
+
+from .configuration_macrl import PRESETS, MacrlConfig
+from .modeling_macrl import (
+    MacrlForPreTraining,
+    MacrlForPreTrainingOutput,
+    MacrlModel,
+    MacrlModelOutput,
+    MacrlPreTrainedModel,
+)
+
+__version__ = "0.1.0"
+
+# `import macrl_hf` makes model_type "macrl" resolve through the Auto classes ...
+AutoConfig.register("macrl", MacrlConfig, exist_ok=True)
+AutoModel.register(MacrlConfig, MacrlModel, exist_ok=True)
+AutoModelForPreTraining.register(MacrlConfig, MacrlForPreTraining, exist_ok=True)
+# ... and a saved directory carries `auto_map` plus the two code files, for `trust_remote_code=True` users.
+MacrlConfig.register_for_auto_class()
+MacrlModel.register_for_auto_class("AutoModel")
+MacrlForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+
+__all__ = [
+    "PRESETS",
+    "MacrlConfig",
+    "MacrlForPreTraining",
+    "MacrlForPreTrainingOutput",
+    "MacrlModel",
+    "MacrlModelOutput",
+    "MacrlPreTrainedModel",
+]
