@@ -335,6 +335,9 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
     `reconstruction_weight=0` there is no decoder (MoCo).
     """
 
+    # The loss is a per-batch mean; Trainer must not pass `num_items_in_batch` nor rescale it.
+    accepts_loss_kwargs = False
+
     def __init__(self, config: MacrlConfig):
         super().__init__(config)
         self.vit = MacrlModel(config)
@@ -443,7 +446,6 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
-            **kwargs,
         )
 
         logits, rec_loss = None, zero

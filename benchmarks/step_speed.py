@@ -1,0 +1,173 @@
+"""Training-step speed of MACRL against the MAE step plus the no-grad forward MACRL adds to it.
+
+Times, side by side in one run and on the same random inputs:
+
+  (a) one full MACRL training step, as a trainer does it: `MacrlForPreTraining` forward on two views,
+      `loss.backward()`, AdamW `step()`, `zero_grad()`, `momentum_update(0.99)`, `dequeue_and_enqueue(keys)`;
+  (b) one transformers `ViTMAEForPreTraining` training step (forward, backward, AdamW step, zero_grad) with an
+      encoder/decoder of the same size as the preset's;
+  (c) one no-grad, unmasked forward of an encoder of the same size (`MacrlModel` under `torch.no_grad()`): the
+      momentum-branch work that MACRL adds to MAE.
+
+The goal is `(a) <= 1.05 * ((b) + (c))`. The three steps are run round-robin (a, b, c per repeat) after a
+warm-up, so that machine load affects all of them alike, and the median over repeats is reported.
+
+Run it from the repository root, e.g.:
+
+    python benchmarks/step_speed.py                               # CPU, vit-tiny-patch4-32, batch 128
+    python benchmarks/step_speed.py --repeats 5 --threads 2 --json step_speed.json
+    python benchmarks/step_speed.py --device cuda --batch_size 256
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+from macrl_hf import MacrlConfig, MacrlForPreTraining, MacrlModel
+
+GOAL = 1.05
+# Fields copied from the MACRL config into the ViTMAE one, so both models do the same encoder/decoder work.
+SHARED_FIELDS = (
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "decoder_hidden_size",
+    "decoder_num_hidden_layers",
+    "decoder_num_attention_heads",
+    "decoder_intermediate_size",
+    "mask_ratio",
+    "norm_pix_loss",
+    "layer_norm_eps",
+    "qkv_bias",
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--preset", default="vit-tiny-patch4-32")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures to this JSON file")
+    return parser.parse_args(argv)
+
+
+def build_steps(config: MacrlConfig, v1: torch.Tensor, v2: torch.Tensor, device: torch.device) -> dict:
+    """The three step functions (a), (b), (c), each a zero-argument callable on fixed inputs."""
+    macrl = MacrlForPreTraining(config).to(device).train()
+    macrl_opt = torch.optim.AdamW([p for p in macrl.parameters() if p.requires_grad], lr=1e-4)
+
+    mae_config = ViTMAEConfig(**{name: getattr(config, name) for name in SHARED_FIELDS})
+    mae = ViTMAEForPreTraining(mae_config).to(device).train()
+    mae_opt = torch.optim.AdamW([p for p in mae.parameters() if p.requires_grad], lr=1e-4)
+
+    encoder = MacrlModel(config).to(device).eval()
+
+    def macrl_step():
+        out = macrl(pixel_values=v1, momentum_pixel_values=v2)
+        out.loss.backward()
+        macrl_opt.step()
+        macrl_opt.zero_grad()
+        macrl.momentum_update(0.99)
+        macrl.dequeue_and_enqueue(out.key_embeds)
+
+    def mae_step():
+        out = mae(pixel_values=v1)
+        out.loss.backward()
+        mae_opt.step()
+        mae_opt.zero_grad()
+
+    @torch.no_grad()
+    def encoder_forward():
+        encoder(v2)
+
+    return {"macrl_step": macrl_step, "mae_step": mae_step, "nograd_forward": encoder_forward}
+
+
+def timed(fn, device: torch.device) -> float:
+    """Wall time of one call of `fn` in milliseconds (synchronising the GPU around it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) * 1e3
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+
+    config = MacrlConfig.from_preset(args.preset)
+    shape = (args.batch_size, config.num_channels, config.image_size, config.image_size)
+    v1 = torch.rand(shape, device=device)
+    v2 = torch.rand(shape, device=device)
+    steps = build_steps(config, v1, v2, device)
+
+    print(
+        f"preset={args.preset} batch={args.batch_size} device={device} threads={torch.get_num_threads()} "
+        f"warmup={args.warmup} repeats={args.repeats} torch={torch.__version__}",
+        flush=True,
+    )
+    for _ in range(args.warmup):
+        for fn in steps.values():
+            fn()
+    times = {name: [] for name in steps}
+    for i in range(args.repeats):
+        for name, fn in steps.items():  # round-robin: load drifts hit every step alike
+            times[name].append(timed(fn, device))
+        print(
+            f"  repeat {i + 1}/{args.repeats}: " + "  ".join(f"{n}={t[-1]:.1f}ms" for n, t in times.items()), flush=True
+        )
+
+    median = {name: statistics.median(t) for name, t in times.items()}
+    baseline = median["mae_step"] + median["nograd_forward"]
+    ratio = median["macrl_step"] / baseline
+    print()
+    for name, ms in median.items():
+        print(f"{name:>16}: {ms:9.1f} ms  {args.batch_size / ms * 1e3:9.1f} images/s")
+    print(f"{'mae + nograd':>16}: {baseline:9.1f} ms  {args.batch_size / baseline * 1e3:9.1f} images/s")
+    print(f"ratio macrl / (mae + nograd) = {ratio:.3f}  goal <= {GOAL}: {'MET' if ratio <= GOAL else 'NOT MET'}")
+
+    result = {
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+        "median_ms": median,
+        "images_per_s": {name: args.batch_size / ms * 1e3 for name, ms in median.items()},
+        "mae_plus_nograd_ms": baseline,
+        "ratio": ratio,
+        "goal": GOAL,
+        "goal_met": ratio <= GOAL,
+        "times_ms": times,
+    }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""MacrlTrainer: transformers' Trainer plus MACRL's per-optimizer-step work (EMA update, queue enqueue)."""
+
+import logging
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("reconstruction_loss", "contrastive_loss", "embedding_std")
+
+
+class MomentumQueueCallback(TrainerCallback):
+    """After each optimizer step (not each micro-batch): EMA of the momentum branch, then enqueue that step's keys
+    gathered from every process. A step that the fp16 grad scaler skipped changes neither."""
+
+    def __init__(self, trainer: "MacrlTrainer"):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        keys, trainer._pending_keys = trainer._pending_keys, []
+        if trainer.accelerator.optimizer_step_was_skipped:
+            return
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if model.momentum_encoder is None:
+            return
+        momentum = model.momentum_at(state.global_step, state.max_steps)
+        model.momentum_update(momentum)
+        trainer._last_momentum = momentum
+        if keys:
+            model.dequeue_and_enqueue(trainer.gather_keys(torch.cat(keys)))
+
+
+class MacrlTrainer(Trainer):
+    """A `Trainer` for `MacrlForPreTraining`.
+
+    Adds, after every optimizer step, the momentum update (following `config.momentum_schedule` over the run's total
+    steps) and the enqueue of the step's keys from all processes; logs `reconstruction_loss`, `contrastive_loss`,
+    `embedding_std` (a collapse monitor: per-dimension std of the L2-normalised queries times sqrt(dim), about 1 when
+    healthy and 0 when collapsed) and `momentum`. Batches may carry `skipped_images` (undecodable files dropped by
+    the collator): they are counted and summarised at the end of training.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending_keys: list[torch.Tensor] = []
+        self._component_sums: dict[str, torch.Tensor] = {}
+        self._component_count = 0
+        self._last_momentum: float | None = None
+        self.skipped_images: list[str] = []
+        self.add_callback(MomentumQueueCallback(self))
+
+    def gather_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """All processes' keys, in rank order. Batches can differ in size (dropped images): pad, gather, unpad."""
+        if self.accelerator.num_processes == 1:
+            return keys
+        padded = self.accelerator.pad_across_processes(keys, dim=0, pad_index=float("nan"))
+        gathered = self.accelerator.gather(padded)
+        return gathered[~gathered.isnan().any(dim=1)]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        skipped = inputs.pop("skipped_images", None) or []
+        if model.training:
+            self.skipped_images.extend(skipped)
+        if "pixel_values" not in inputs:  # every image of this batch failed to decode
+            loss = sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
+            return (loss, None) if return_outputs else loss
+        outputs = model(**inputs)
+        if model.training:
+            if outputs.key_embeds is not None:
+                self._pending_keys.append(outputs.key_embeds.detach())
+            self._accumulate(outputs)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    @torch.no_grad()
+    def _accumulate(self, outputs) -> None:
+        values = {"reconstruction_loss": outputs.reconstruction_loss, "contrastive_loss": outputs.contrastive_loss}
+        if outputs.query_embeds is not None:
+            q = outputs.query_embeds.detach().float()
+            values["embedding_std"] = q.std(dim=0).mean() * q.shape[1] ** 0.5
+        for name, value in values.items():
+            self._component_sums[name] = self._component_sums.get(name, 0.0) + value.detach().float()
+        self._component_count += 1
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        # Training logs (they carry "loss"): add the loss components averaged since the last log, over processes.
+        if "loss" in logs and self._component_count:
+            for name, total in self._component_sums.items():
+                mean = self.accelerator.reduce(total / self._component_count, reduction="mean")
+                logs[name] = round(float(mean), 4)
+            if self._last_momentum is not None:
+                logs["momentum"] = round(self._last_momentum, 6)
+            self._component_sums, self._component_count = {}, 0
+        super().log(logs, *args, **kwargs)
+
+    def train(self, *args, **kwargs):
+        result = super().train(*args, **kwargs)
+        if self.skipped_images:
+            distinct = sorted(set(self.skipped_images))
+            logger.warning(
+                "Skipped %d undecodable image(s) during training (%d distinct): %s%s",
+                len(self.skipped_images), len(distinct), ", ".join(distinct[:10]), " ..." if len(distinct) > 10 else "",
+            )
+            result.metrics["skipped_images"] = len(self.skipped_images)
+        return result

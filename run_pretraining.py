@@ -1,0 +1,208 @@
+#!/usr/bin/env python
+"""Pretrain a ViT with MACRL (masked contrastive representation learning) on your images.
+
+    accelerate launch run_pretraining.py --output_dir runs/demo                 # built-in offline demo data
+    accelerate launch run_pretraining.py --dataset_name uoft-cs/cifar10 --preset vit-tiny-patch4-32 --output_dir ...
+    accelerate launch run_pretraining.py --train_dir my_images/ --output_dir ...
+    python run_pretraining.py args.json                                         # the same arguments as a JSON file
+
+Argument names follow transformers' examples/pytorch/image-pretraining/run_mae.py; every TrainingArguments flag
+works. The output directory holds a MacrlForPreTraining checkpoint, its image processor, a model card, logs and
+reconstruction images; it loads with `MacrlForPreTraining.from_pretrained` and the Auto classes.
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+import transformers
+from transformers import HfArgumentParser, TrainingArguments, ViTImageProcessor, set_seed
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.trainer_utils import get_last_checkpoint
+
+from macrl_hf import PRESETS, MacrlConfig, MacrlForPreTraining
+from macrl_hf.callbacks import KNNMonitorCallback, ReconstructionImagesCallback
+from macrl_hf.data import DEMO_NAME, load_image_data
+from macrl_hf.trainer import MacrlTrainer
+from macrl_hf.transforms import collate_images, pretraining_transform
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataTrainingArguments:
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset id or a local dataset directory. "
+                                                             "Without any data argument: the built-in digits demo."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset configuration name."})
+    train_dir: str | None = field(default=None, metadata={"help": "A folder of training images (imagefolder)."})
+    validation_dir: str | None = field(default=None, metadata={"help": "A folder of validation images."})
+    image_column_name: str | None = field(default=None, metadata={"help": "Image column; default: 'image' or 'img'."})
+    label_column_name: str | None = field(default=None, metadata={"help": "Label column for the kNN monitor; "
+                                                                   "default: 'label' or 'labels' when present."})
+    train_val_split: float | None = field(default=0.15, metadata={"help": "Share of train held out for validation "
+                                                                   "when the dataset has no validation split."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
+    knn_bank_size: int = field(default=10000, metadata={"help": "Training images used as kNN memory bank."})
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Continue from a MACRL checkpoint."})
+    preset: str | None = field(default=None, metadata={"help": f"Config preset, one of {sorted(PRESETS)}. Default: "
+                                                        "vit-base-patch16-224, or vit-tiny-patch4-32 on the demo data."})
+    config_name: str | None = field(default=None, metadata={"help": "A MacrlConfig file or directory."})
+    config_overrides: str | None = field(default=None, metadata={"help": "Override config fields, e.g. "
+                                                                  "'mask_ratio=0.6,contrastive_weight=0.5'."})
+    image_processor_name: str | None = field(default=None, metadata={"help": "Take size/mean/std from this "
+                                                                      "image processor; default ImageNet statistics."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache downloaded datasets."})
+
+
+@dataclass
+class PretrainingArguments(TrainingArguments):
+    # Defaults suited to pretraining; every one can still be set on the command line.
+    do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
+    do_eval: bool = field(default=True, metadata={"help": "Evaluate when there is a validation split."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate (kNN monitor, reconstructions)."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    base_learning_rate: float = field(default=1.5e-4, metadata={"help": "lr = base_learning_rate * total batch / 256."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False (set_transform)."})
+    dataloader_drop_last: bool = field(default=True, metadata={"help": "Equal batches on every process."})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (MAE's 0.05)."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Linear warmup share of the run."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+
+
+def build_config(model_args: ModelArguments, demo: bool) -> MacrlConfig:
+    if model_args.model_name_or_path:
+        config = MacrlConfig.from_pretrained(model_args.model_name_or_path)
+    elif model_args.config_name:
+        config = MacrlConfig.from_pretrained(model_args.config_name)
+    else:
+        preset = model_args.preset or ("vit-tiny-patch4-32" if demo else "vit-base-patch16-224")
+        config = MacrlConfig.from_preset(preset)
+    if model_args.config_overrides:
+        logger.info("Overriding config: %s", model_args.config_overrides)
+        config.update_from_string(model_args.config_overrides)
+        config.check()
+    return config
+
+
+def check_output_dir(training_args: PretrainingArguments) -> str | None:
+    """Refuse an output dir that holds another kind of model; find the checkpoint to resume from."""
+    out = training_args.output_dir
+    config_file = os.path.join(out, "config.json")
+    if os.path.isfile(config_file):
+        with open(config_file) as f:
+            model_type = json.load(f).get("model_type")
+        if model_type != "macrl":
+            raise ValueError(f"--output_dir {out} holds a {model_type!r} model ({config_file}); choose another "
+                             "directory: nothing was written.")
+    if training_args.resume_from_checkpoint is not None or not os.path.isdir(out):
+        return training_args.resume_from_checkpoint
+    last = get_last_checkpoint(out)
+    if last is not None:
+        logger.info("Resuming from %s (found in --output_dir); pass another --output_dir to start afresh.", last)
+    return last
+
+
+def main(argv=None):
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, PretrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
+                        handlers=[logging.StreamHandler(sys.stdout)])
+    log_level = training_args.get_process_log_level()
+    for name in (__name__, "macrl_hf"):
+        logging.getLogger(name).setLevel(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.warning(f"Process rank: {training_args.process_index}, device: {training_args.device}, "
+                   f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value}")
+
+    resume = check_output_dir(training_args)  # before anything is loaded or written
+    set_seed(training_args.seed)
+
+    data = load_image_data(
+        data_args.dataset_name, data_args.dataset_config_name, data_args.train_dir, data_args.validation_dir,
+        data_args.image_column_name, data_args.label_column_name, data_args.train_val_split,
+        data_args.max_train_samples, data_args.max_eval_samples, model_args.cache_dir, training_args.seed,
+    )
+    demo = data.name == DEMO_NAME
+    config = build_config(model_args, demo)
+    if model_args.image_processor_name:
+        image_processor = ViTImageProcessor.from_pretrained(model_args.image_processor_name)
+    else:
+        image_processor = ViTImageProcessor(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
+    image_processor.size = {"height": config.image_size, "width": config.image_size}
+    mean, std = image_processor.image_mean, image_processor.image_std
+
+    if model_args.model_name_or_path:
+        model = MacrlForPreTraining.from_pretrained(model_args.model_name_or_path, config=config)
+    else:
+        model = MacrlForPreTraining(config)
+    n_params = sum(p.numel() for p in model.vit.parameters())
+    logger.info("MACRL encoder: %.1fM parameters, %d px, patch %d", n_params / 1e6, config.image_size, config.patch_size)
+
+    train_dataset = data.train.with_transform(pretraining_transform(data.image_column, config.image_size, mean, std))
+    eval_dataset = None
+    if data.validation is not None:
+        eval_dataset = data.validation.with_transform(
+            pretraining_transform(data.image_column, config.image_size, mean, std))
+    if eval_dataset is None:
+        training_args.do_eval = False
+        training_args.eval_strategy = "no"
+
+    total_batch = (training_args.train_batch_size * training_args.gradient_accumulation_steps
+                   * training_args.world_size)
+    if training_args.base_learning_rate is not None:
+        training_args.learning_rate = training_args.base_learning_rate * total_batch / 256
+    logger.info("Total batch %d, learning rate %.3g", total_batch, training_args.learning_rate)
+    if len(data.train) < total_batch and training_args.dataloader_drop_last:
+        raise ValueError(f"The training set has {len(data.train)} images, fewer than one batch of {total_batch} "
+                         "(with --dataloader_drop_last): lower --per_device_train_batch_size.")
+
+    trainer = MacrlTrainer(
+        model=model, args=training_args, train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None, processing_class=image_processor,
+        data_collator=collate_images,
+    )
+    if eval_dataset is not None and training_args.do_eval:
+        if data.label_column is not None:
+            trainer.add_callback(KNNMonitorCallback(trainer, data.train, data.validation, data.image_column,
+                                                    data.label_column, mean, std, max_bank_size=data_args.knn_bank_size))
+        trainer.add_callback(ReconstructionImagesCallback(trainer, data.validation, data.image_column, mean, std))
+
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()  # model, config, code files and image processor
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    if training_args.do_eval and eval_dataset is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+
+    card = {"tasks": "masked-contrastive-pretraining", "tags": ["macrl", "vision", "self-supervised", "vit"],
+            "dataset": data.name}
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    elif trainer.is_world_process_zero():
+        trainer.create_model_card(**card)
+    if demo and trainer.is_world_process_zero():
+        logger.warning("Trained on the built-in demo data. For real data: --dataset_name uoft-cs/cifar10, "
+                       "--dataset_name path/to/local/dataset, or --train_dir path/to/images.")
+    return trainer
+
+
+if __name__ == "__main__":
+    main()
