@@ -25,8 +25,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from macrl_hf import PRESETS, MacrlConfig, MacrlForPreTraining
 from macrl_hf.callbacks import KNNMonitorCallback, ReconstructionImagesCallback
 from macrl_hf.data import DEMO_NAME, load_image_data
-from macrl_hf.trainer import MacrlTrainer
-from macrl_hf.transforms import collate_images, pretraining_transform
+from macrl_hf.trainer import EpochCallback, MacrlTrainer
+from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transform
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def check_output_dir(training_args: PretrainingArguments) -> str | None:
         return training_args.resume_from_checkpoint
     last = get_last_checkpoint(out)
     if last is not None:
-        logger.info("Resuming from %s (found in --output_dir); pass another --output_dir to start afresh.", last)
+        logger.warning("Resuming from %s (found in --output_dir); pass another --output_dir to start afresh.", last)
     return last
 
 
@@ -152,7 +152,9 @@ def main(argv=None):
     n_params = sum(p.numel() for p in model.vit.parameters())
     logger.info("MACRL encoder: %.1fM parameters, %d px, patch %d", n_params / 1e6, config.image_size, config.patch_size)
 
-    train_dataset = data.train.with_transform(pretraining_transform(data.image_column, config.image_size, mean, std))
+    # Index each sample so that its augmentation is seeded by (seed, epoch, index): exact resume.
+    train_transform = pretraining_transform(data.image_column, config.image_size, mean, std, seed=training_args.seed)
+    train_dataset = data.train.add_column(INDEX_COLUMN, range(len(data.train))).with_transform(train_transform)
     eval_dataset = None
     if data.validation is not None:
         eval_dataset = data.validation.with_transform(
@@ -175,6 +177,7 @@ def main(argv=None):
         eval_dataset=eval_dataset if training_args.do_eval else None, processing_class=image_processor,
         data_collator=collate_images,
     )
+    trainer.add_callback(EpochCallback(train_transform))
     if eval_dataset is not None and training_args.do_eval:
         if data.label_column is not None:
             trainer.add_callback(KNNMonitorCallback(trainer, data.train, data.validation, data.image_column,

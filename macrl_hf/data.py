@@ -45,9 +45,15 @@ def _looks_like_path(name: str) -> bool:
 def _load_named(name: str, config_name: str | None, cache_dir: str | None) -> DatasetDict:
     if os.path.isdir(name):
         if os.path.isfile(os.path.join(name, "dataset_dict.json")) or os.path.isfile(os.path.join(name, "state.json")):
-            loaded = load_from_disk(name)  # written by save_to_disk
+            try:
+                loaded = load_from_disk(name)  # written by save_to_disk
+            except (IndexError, ValueError) as err:  # datasets fails obscurely on a dataset with no rows
+                raise ValueError(f"--dataset_name {name!r}: cannot read this saved dataset (is it empty?): {err}") from err
             return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
-        return load_dataset(name, config_name, cache_dir=cache_dir)
+        try:
+            return load_dataset(name, config_name, cache_dir=cache_dir)
+        except ValueError as err:  # e.g. a split with no rows: name the dataset in the message
+            raise ValueError(f"--dataset_name {name!r}: {err} (is the dataset empty?)") from err
     if _looks_like_path(name):
         raise FileNotFoundError(f"--dataset_name {name!r}: no such directory")
     return load_dataset(name, config_name, cache_dir=cache_dir)

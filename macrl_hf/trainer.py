@@ -20,6 +20,7 @@ class MomentumQueueCallback(TrainerCallback):
     def on_optimizer_step(self, args, state, control, **kwargs):
         trainer = self.trainer
         keys, trainer._pending_keys = trainer._pending_keys, []
+        trainer._micro_batch = 0
         if trainer.accelerator.optimizer_step_was_skipped:
             return
         model = trainer.accelerator.unwrap_model(trainer.model)
@@ -40,6 +41,10 @@ class MacrlTrainer(Trainer):
     `embedding_std` (a collapse monitor: per-dimension std of the L2-normalised queries times sqrt(dim), about 1 when
     healthy and 0 when collapsed) and `momentum`. Batches may carry `skipped_images` (undecodable files dropped by
     the collator): they are counted and summarised at the end of training.
+
+    Masks are re-seeded from (seed, optimizer step, micro-batch, process) before each forward, and augmentations
+    from (seed, epoch, sample index) when the transform is seeded (`EpochCallback`): a resumed run then reproduces an
+    uninterrupted one exactly, although the dataloader prefetches batches before transformers restores its RNG state.
     """
 
     def __init__(self, *args, **kwargs):
@@ -49,6 +54,7 @@ class MacrlTrainer(Trainer):
         self._component_count = 0
         self._last_momentum: float | None = None
         self.skipped_images: list[str] = []
+        self._micro_batch = 0
         self.add_callback(MomentumQueueCallback(self))
 
     def gather_keys(self, keys: torch.Tensor) -> torch.Tensor:
@@ -58,6 +64,15 @@ class MacrlTrainer(Trainer):
         padded = self.accelerator.pad_across_processes(keys, dim=0, pad_index=float("nan"))
         gathered = self.accelerator.gather(padded)
         return gathered[~gathered.isnan().any(dim=1)]
+
+    def _reseed(self, salt: int) -> None:
+        seed = (self.args.seed, self.state.global_step, self._micro_batch, salt, self.args.process_index)
+        torch.manual_seed(hash(seed) % (2**63))
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._reseed(salt=1)  # masking noise and dropout of this micro-batch
+        self._micro_batch += 1
+        return super().training_step(model, inputs, num_items_in_batch)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         skipped = inputs.pop("skipped_images", None) or []
@@ -104,3 +119,13 @@ class MacrlTrainer(Trainer):
             )
             result.metrics["skipped_images"] = len(self.skipped_images)
         return result
+
+
+class EpochCallback(TrainerCallback):
+    """Tells a seeded `ImageTransform` the epoch, so each (epoch, sample) gets its own fixed augmentation."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.transform.epoch = int(state.epoch or 0)

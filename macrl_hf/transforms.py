@@ -16,6 +16,8 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 logger = logging.getLogger(__name__)
 
+# Optional column of sample indices that seeds each sample's augmentation (see ImageTransform).
+INDEX_COLUMN = "__sample_index__"
 # Below this size blur and solarize destroy most of the signal (CIFAR recipes leave them out).
 MIN_SIZE_FOR_BLUR = 64
 
@@ -92,20 +94,25 @@ class ImageTransform:
     """Maps a `datasets` batch to named tensors; undecodable images become `None` rows (dropped by the collator).
 
     `views` maps output names to transforms, e.g. `{"pixel_values": strong, "momentum_pixel_values": weak}`.
-    Picklable, so it runs in DataLoader workers.
+    Picklable, so it runs in DataLoader workers. With `seed` set and an `INDEX_COLUMN` in the batch, each sample's
+    augmentation is drawn from (seed, epoch, index): reproducible whatever order or process fetches it.
     """
 
-    def __init__(self, image_column: str, views: dict, keep_columns: Sequence[str] = ()):
+    def __init__(self, image_column: str, views: dict, keep_columns: Sequence[str] = (), seed: int | None = None):
         self.image_column = image_column
         self.views = views
         self.keep_columns = tuple(keep_columns)
+        self.seed, self.epoch = seed, 0
         self._warned: set[str] = set()
 
     def __call__(self, batch: dict) -> dict:
         out = {name: [] for name in self.views}
         out.update({column: batch[column] for column in self.keep_columns})
         out["skipped_image"] = []
-        for value in batch[self.image_column]:
+        indices = batch.get(INDEX_COLUMN) if self.seed is not None else None
+        for row, value in enumerate(batch[self.image_column]):
+            if indices is not None:
+                torch.manual_seed(hash((self.seed, self.epoch, int(indices[row]))) % (2**63))
             try:
                 image = to_rgb(decode_image(value))
             except Exception as err:  # noqa: BLE001 - any decoder error means "skip this file"
@@ -123,11 +130,14 @@ class ImageTransform:
         return out
 
 
-def pretraining_transform(image_column: str, size: int, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD):
+def pretraining_transform(
+    image_column: str, size: int, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, seed: int | None = None
+):
     """The MACRL training transform: strong main view and weak momentum view of each image."""
     return ImageTransform(
         image_column,
         {"pixel_values": strong_view(size, mean, std), "momentum_pixel_values": weak_view(size, mean, std)},
+        seed=seed,
     )
 
 

@@ -1,0 +1,207 @@
+#!/usr/bin/env python
+"""Fine-tune or linear-probe a MACRL (or any ViT) checkpoint for image classification.
+
+    python run_classification.py --model_name_or_path runs/demo --dataset_name uoft-cs/cifar10 --output_dir clf
+    python run_classification.py --model_name_or_path runs/demo --train_dir imgs/train --validation_dir imgs/val \\
+        --protocol linear_probe --learning_rate 1e-3 --output_dir probe
+    python run_classification.py args.json                                   # the same arguments as a JSON file
+
+Argument names follow transformers' examples/pytorch/image-classification/run_image_classification.py; every
+TrainingArguments flag works. `--protocol finetune` trains every weight (optionally with MAE's layer-wise lr decay,
+`--layer_decay 0.75`); `--protocol linear_probe` freezes the encoder and trains BatchNorm1d(affine=False) + Linear on
+the CLS feature, folded into one linear layer when saved. Either way `--output_dir` holds a plain
+`ViTForImageClassification` with its id2label, a `ViTImageProcessor` and a model card: it loads with stock
+transformers (`pipeline("image-classification", model=output_dir)`), without this package.
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+import transformers
+from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from macrl_hf.checkpoints import read_model_type
+from macrl_hf.classification import (
+    ClassificationCollator,
+    ClassificationTrainer,
+    build_compute_metrics,
+    check_head_size,
+    load_classifier,
+    train_view,
+)
+from macrl_hf.data import load_image_data
+from macrl_hf.labels import resolve_labels
+from macrl_hf.transforms import ImageTransform, eval_view
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataTrainingArguments:
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset id or a local dataset directory. "
+                                                             "Without any data argument: the built-in digits demo."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset configuration name."})
+    train_dir: str | None = field(default=None, metadata={"help": "A folder of training images, one sub-folder per "
+                                                          "class (imagefolder)."})
+    validation_dir: str | None = field(default=None, metadata={"help": "A folder of validation images."})
+    image_column_name: str | None = field(default=None, metadata={"help": "Image column; default: 'image' or 'img'."})
+    label_column_name: str | None = field(default=None, metadata={"help": "Label column; default: 'label', 'labels' "
+                                                                  "or 'fine_label'. ClassLabel, strings or integers."})
+    train_val_split: float | None = field(default=0.15, metadata={"help": "Share of train held out for validation "
+                                                                   "when the dataset has no validation split."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "A MACRL checkpoint (model_type 'macrl') or any ViT checkpoint "
+                                                      "(model_type 'vit'), local directory or Hub id."})
+    protocol: Literal["finetune", "linear_probe"] = field(default="finetune", metadata={
+        "help": "finetune: train every weight; linear_probe: freeze the encoder, train a linear head on CLS."})
+    ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "Replace a checkpoint's classification "
+                                                                   "head that has another number of labels."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache downloaded models and datasets."})
+
+
+@dataclass
+class ClassificationTrainingArguments(TrainingArguments):
+    # Defaults suited to these short runs; every one can still be set on the command line.
+    do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
+    do_eval: bool = field(default=True, metadata={"help": "Evaluate when there is a validation split."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False (set_transform)."})
+    layer_decay: float | None = field(default=None, metadata={"help": "Layer-wise lr decay for --protocol finetune "
+                                                              "(MAE: 0.65 for ViT-B, 0.75 for ViT-L); lr of block i "
+                                                              "= learning_rate * layer_decay ** (depth + 1 - i)."})
+
+
+def check_arguments(model_args: ModelArguments, training_args: ClassificationTrainingArguments) -> None:
+    decay = training_args.layer_decay
+    if decay is not None:
+        if model_args.protocol != "finetune":
+            raise ValueError("--layer_decay applies to --protocol finetune only (the linear probe trains one layer)")
+        if not 0 < decay <= 1:
+            raise ValueError(f"--layer_decay {decay}: must be in (0, 1]")
+
+
+def check_output_dir(training_args: ClassificationTrainingArguments) -> str | None:
+    """Refuse an output dir that holds another kind of model; find the checkpoint to resume from."""
+    out = training_args.output_dir
+    config_file = os.path.join(out, "config.json")
+    if os.path.isfile(config_file):
+        with open(config_file) as f:
+            model_type = json.load(f).get("model_type")
+        if model_type != "vit":
+            raise ValueError(f"--output_dir {out} holds a {model_type!r} model ({config_file}); choose another "
+                             "directory: nothing was written.")
+    if training_args.resume_from_checkpoint is not None or not os.path.isdir(out) or not training_args.do_train:
+        return training_args.resume_from_checkpoint
+    last = get_last_checkpoint(out)
+    if last is not None:
+        logger.info("Resuming from %s (found in --output_dir); pass another --output_dir to start afresh.", last)
+    return last
+
+
+def card_dataset_tag(name: str) -> str:
+    """The dataset as the model card's metadata names it: a Hub id, or a local directory's name."""
+    return os.path.basename(os.path.normpath(name)) if os.path.isdir(name) else name
+
+
+def main(argv=None):
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, ClassificationTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
+                        handlers=[logging.StreamHandler(sys.stdout)])
+    log_level = training_args.get_process_log_level()
+    for name in (__name__, "macrl_hf"):
+        logging.getLogger(name).setLevel(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.warning(f"Process rank: {training_args.process_index}, device: {training_args.device}, "
+                   f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value}")
+
+    # Every check runs before anything is trained or written.
+    check_arguments(model_args, training_args)
+    resume = check_output_dir(training_args)
+    model_type, checkpoint_config = read_model_type(model_args.model_name_or_path, model_args.cache_dir)
+    set_seed(training_args.seed)
+    data = load_image_data(
+        data_args.dataset_name, data_args.dataset_config_name, data_args.train_dir, data_args.validation_dir,
+        data_args.image_column_name, data_args.label_column_name, data_args.train_val_split,
+        data_args.max_train_samples, data_args.max_eval_samples, model_args.cache_dir, training_args.seed,
+    )
+    from_folders = data_args.dataset_name is None and (data_args.train_dir or data_args.validation_dir) is not None
+    labels = resolve_labels(data.train, data.validation, data.label_column, data.name, from_folders)
+    logger.info("%d classes: %s", len(labels.names), labels.id2label)
+    if model_type == "vit":
+        check_head_size(model_args.model_name_or_path, checkpoint_config, labels, model_args.ignore_mismatched_sizes)
+
+    model, image_processor = load_classifier(
+        model_args.model_name_or_path, model_type, labels, model_args.protocol, model_args.ignore_mismatched_sizes,
+        model_args.cache_dir,
+    )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("%s of %s (%s): %.2fM trainable parameters", model_args.protocol, model_args.model_name_or_path,
+                model_type, trainable / 1e6)
+
+    size, mean, std = model.config.image_size, image_processor.image_mean, image_processor.image_std
+    train_dataset = eval_dataset = None
+    if training_args.do_train:
+        train_transform = ImageTransform(data.image_column, {"pixel_values": train_view(size, mean, std)},
+                                         keep_columns=[labels.column])
+        train_dataset = labels.encode(data.train).with_transform(train_transform)
+    if data.validation is not None:
+        eval_transform = ImageTransform(data.image_column, {"pixel_values": eval_view(size, mean, std)},
+                                        keep_columns=[labels.column])
+        eval_dataset = labels.encode(data.validation).with_transform(eval_transform)
+    if eval_dataset is None:
+        training_args.do_eval = False
+        training_args.eval_strategy = "no"
+
+    trainer = ClassificationTrainer(
+        model=model, args=training_args, train_dataset=train_dataset,
+        eval_dataset=eval_dataset if training_args.do_eval else None, processing_class=image_processor,
+        data_collator=ClassificationCollator(labels.column), compute_metrics=build_compute_metrics(len(labels.names)),
+        layer_decay=training_args.layer_decay,
+    )
+
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()  # a plain ViTForImageClassification (a linear probe's BatchNorm folded in)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+
+    card = {
+        "finetuned_from": model_args.model_name_or_path,
+        "tasks": "image-classification",
+        "dataset": data.name,
+        "dataset_tags": card_dataset_tag(data.name),
+        "tags": ["image-classification", "vision", "vit", "macrl", model_args.protocol.replace("_", "-")],
+    }
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    elif trainer.is_world_process_zero():
+        trainer.create_model_card(**card)
+    return trainer
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from macrl_hf.transforms import collate_images, eval_view, pretraining_transform, strong_view, to_rgb
+
+
+def _image(mode):
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (10, 14, 3), dtype=np.uint8))
+    if mode == "I;16":
+        return Image.fromarray(np.full((10, 14), 65535, dtype=np.uint16))
+    if mode == "P-transparent":
+        image = rgb.convert("P")
+        image.info["transparency"] = 0
+        return image
+    return rgb.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "P-transparent", "RGBA", "CMYK", "I;16", "I", "F", "1", "RGB"])
+def test_any_mode_becomes_rgb_at_model_size(mode):
+    transform = pretraining_transform("image", 16)
+    out = transform({"image": [_image(mode)]})
+    assert out["pixel_values"][0].shape == out["momentum_pixel_values"][0].shape == (3, 16, 16)
+    assert out["pixel_values"][0].dtype == torch.float32 and out["skipped_image"] == [None]
+    assert to_rgb(_image(mode)).mode == "RGB"
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    white = to_rgb(Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16)))
+    mid = to_rgb(Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16)))
+    assert np.asarray(white).min() == 255 and 120 <= np.asarray(mid).mean() <= 135
+
+
+def test_tiny_images_are_upsampled():
+    out = pretraining_transform("image", 32)({"image": [Image.new("RGB", (2, 3), (255, 0, 0))]})
+    assert out["pixel_values"][0].shape == (3, 32, 32)
+    assert eval_view(32)(Image.new("RGB", (2, 3))).shape == (3, 32, 32)
+
+
+def test_views_differ_and_blur_only_for_large_images():
+    image = _image("RGB").resize((64, 64))
+    torch.manual_seed(0)
+    out = pretraining_transform("image", 32)({"image": [image]})
+    assert not torch.equal(out["pixel_values"][0], out["momentum_pixel_values"][0])
+    names = lambda t: {type(s).__name__ for s in t.transforms}  # noqa: E731
+    assert "GaussianBlur" not in str(strong_view(32)) and "RandomSolarize" not in names(strong_view(32))
+    assert "RandomSolarize" in names(strong_view(224)) and "GaussianBlur" in str(strong_view(224))
+
+
+def test_undecodable_images_are_skipped_and_named(caplog):
+    good = io.BytesIO()
+    _image("RGB").save(good, format="PNG")
+    rows = {"image": [{"bytes": b"", "path": "zero.png"}, {"bytes": b"not an image", "path": "text.png"},
+                      {"bytes": good.getvalue()[:40], "path": "truncated.png"}, {"bytes": good.getvalue(), "path": "ok.png"}]}
+    out = pretraining_transform("image", 16)(rows)
+    assert out["skipped_image"] == ["zero.png", "text.png", "truncated.png", None]
+    for name in ("zero.png", "text.png", "truncated.png"):
+        assert name in caplog.text
+    batch = collate_images([{k: v[i] for k, v in out.items()} for i in range(4)])
+    assert batch["pixel_values"].shape == (1, 3, 16, 16)
+    assert batch["skipped_images"] == ["zero.png", "text.png", "truncated.png"]
