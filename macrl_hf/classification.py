@@ -16,7 +16,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .checkpoints import vit_image_processor
 from .export import image_processor_for, load_macrl_config, vit_config_from_macrl
 from .labels import Labels
-from .linear_probe import ViTForLinearProbe
+from .linear_probe import ViTLinearProbeForImageClassification
 from .modeling_macrl import MacrlModel
 from .transforms import collate_images
 
@@ -50,11 +50,12 @@ def check_head_size(model_name_or_path, config_dict: dict, labels: Labels, ignor
 
 def load_classifier(model_name_or_path, model_type: str, labels: Labels, protocol: str = "finetune",
                     ignore_mismatched_sizes: bool = False, cache_dir: str | None = None):
-    """(model, image processor): a `ViTForImageClassification` (finetune) or `ViTForLinearProbe` (linear_probe)
-    whose encoder holds the checkpoint's weights. A MACRL checkpoint's online encoder loads by its ViT names."""
+    """(model, image processor): a `ViTForImageClassification` (finetune) or a
+    `ViTLinearProbeForImageClassification` (linear_probe) whose encoder holds the checkpoint's weights. A MACRL
+    checkpoint's online encoder loads by its ViT parameter names."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"--protocol {protocol!r}: must be one of {PROTOCOLS}")
-    model_class = ViTForLinearProbe if protocol == "linear_probe" else ViTForImageClassification
+    model_class = ViTLinearProbeForImageClassification if protocol == "linear_probe" else ViTForImageClassification
     if model_type == "macrl":
         config = load_macrl_config(model_name_or_path)
         if protocol == "linear_probe" and config.pooling == "mean":
@@ -179,7 +180,7 @@ class ClassificationTrainer(Trainer):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         final = os.path.abspath(output_dir) == os.path.abspath(self.args.output_dir)
-        if not (isinstance(model, ViTForLinearProbe) and final):
+        if not (isinstance(model, ViTLinearProbeForImageClassification) and final):
             return super()._save(output_dir, state_dict)
         if not self.args.should_save:
             return

@@ -23,7 +23,7 @@ class ProbeBatchNorm(nn.BatchNorm1d):
         return super().forward(features)
 
 
-class ViTForLinearProbe(ViTForImageClassification):
+class ViTLinearProbeForImageClassification(ViTForImageClassification):
     """`ViTForImageClassification` whose encoder is frozen (and kept in eval mode, so dropout never touches the
     features) and whose `classifier` is `Sequential(BatchNorm1d(affine=False), Linear)`. Only the head trains."""
 
