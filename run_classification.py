@@ -112,8 +112,14 @@ def check_output_dir(training_args: ClassificationTrainingArguments) -> str | No
 
 
 def card_dataset_tag(name: str) -> str:
-    """The dataset as the model card's metadata names it: a Hub id, or a local directory's name."""
-    return os.path.basename(os.path.normpath(name)) if os.path.isdir(name) else name
+    """The dataset as the model card's metadata names it: a Hub id, or a local directory's name (its parent's for
+    a `train` folder)."""
+    if not os.path.isdir(name):
+        return name
+    path = os.path.abspath(name)
+    if os.path.basename(path) in ("train", "training") and os.path.basename(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return os.path.basename(path)
 
 
 def main(argv=None):

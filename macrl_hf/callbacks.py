@@ -93,8 +93,8 @@ class ReconstructionImagesCallback(_TrainerCallback):
         self.image_column, self.mean, self.std = image_column, mean, std
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):
-        if model is None or not state.is_world_process_zero:
-            return
+        if model is None or model.decoder is None or not state.is_world_process_zero:
+            return  # nothing to show for a model without a decoder (the MoCo baseline)
         from torchvision.utils import save_image
 
         view = ImageTransform(self.image_column, {"pixel_values": eval_view(model.config.image_size, self.mean, self.std)})

@@ -3,14 +3,16 @@
 Used by `run_classification.py`; the output is always a plain `ViTForImageClassification`.
 """
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
 
 import evaluate
 import torch
+from huggingface_hub import ModelCard
 from torchvision.transforms import v2
-from transformers import Trainer, ViTForImageClassification
+from transformers import Trainer, ViTConfig, ViTForImageClassification
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .checkpoints import vit_image_processor
@@ -32,8 +34,8 @@ def check_head_size(model_name_or_path, config_dict: dict, labels: Labels, ignor
     architectures = config_dict.get("architectures") or []
     if not any(name.endswith("ForImageClassification") for name in architectures):
         return
-    head_labels = config_dict.get("id2label") or {}
-    head_size = len(head_labels) or config_dict.get("num_labels")
+    head_labels = ViTConfig.from_dict(config_dict).id2label  # config.json leaves out the default (2 labels)
+    head_size = len(head_labels)
     if head_size != len(labels.names):
         if not ignore_mismatched_sizes:
             raise ValueError(
@@ -142,6 +144,21 @@ def layer_decay_param_groups(model, learning_rate: float, weight_decay: float, l
     return list(groups.values())
 
 
+def add_top5_to_model_card(readme: str | os.PathLike, log_history: list[dict]) -> None:
+    """The Trainer's card puts only metrics it knows (accuracy, f1, ...) in its model-index: add the latest top-5
+    accuracy beside each accuracy result, so the Hub shows it too."""
+    top5 = next((logs["eval_top5_accuracy"] for logs in reversed(log_history) if "eval_top5_accuracy" in logs), None)
+    if top5 is None or not os.path.isfile(readme):
+        return
+    card = ModelCard.load(readme)
+    results = card.data.eval_results or []
+    extra = [dataclasses.replace(r, metric_type="top5_accuracy", metric_name="Top-5 Accuracy", metric_value=top5)
+             for r in results if r.metric_type == "accuracy"]
+    if extra:
+        card.data.eval_results = results + extra
+        card.save(readme)
+
+
 class ClassificationTrainer(Trainer):
     """`Trainer` plus: layer-wise lr decay (`layer_decay`), batches whose images all failed to decode, and a linear
     probe saved as a plain `ViTForImageClassification` in `output_dir` (checkpoint-* dirs keep the probe itself, so
@@ -157,7 +174,8 @@ class ClassificationTrainer(Trainer):
         opt_model = self.model if model is None else model
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         if {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
-            raise ValueError(f"--layer_decay needs an optimizer that takes parameter groups, not --optim {self.args.optim}")
+            raise ValueError(f"--layer_decay needs an optimizer that takes parameter groups, not --optim "
+                             f"{self.args.optim}")
         groups = layer_decay_param_groups(opt_model, self.args.learning_rate, self.args.weight_decay, self.layer_decay)
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
@@ -175,6 +193,11 @@ class ClassificationTrainer(Trainer):
         if "pixel_values" not in inputs:
             return None, None, None
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        super().create_model_card(*args, **kwargs)
+        if self.is_world_process_zero():
+            add_top5_to_model_card(os.path.join(self.args.output_dir, "README.md"), self.state.log_history)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir

@@ -36,7 +36,9 @@ class Labels:
         index = self.label2id
         ids = [index[str(value)] for value in dataset[self.column]]
         # add_column flattens a split/select index mapping once; the images are not decoded.
-        return dataset.remove_columns([self.column]).add_column(self.column, ids, feature=ClassLabel(names=self.names))
+        temporary = f"{self.column}__class_ids"
+        encoded = dataset.add_column(temporary, ids, feature=ClassLabel(names=self.names))
+        return encoded.remove_columns([self.column]).rename_column(temporary, self.column)
 
 
 def _sorted_classes(values: set) -> list:
@@ -62,7 +64,15 @@ def resolve_labels(train: Dataset, validation: Dataset | None, label_column: str
                                  f"split but {getattr(other, 'names', other)} in the validation split")
         labels = Labels(label_column, list(feature.names), is_class_label=True)
         present = set(train.unique(label_column))
-        shown = [feature.names[i] for i in sorted(present) if 0 <= i < len(feature.names)]
+        splits = {"train": present}
+        if validation is not None:
+            splits["validation"] = set(validation.unique(label_column))
+        for split, values in splits.items():
+            outside = sorted((v for v in values if v is None or not 0 <= v < len(feature.names)), key=str)
+            if outside:  # e.g. -1, which some datasets use for unlabelled images
+                raise ValueError(f"{name}: the {split} split has label ids {outside} outside the classes "
+                                 f"0..{len(feature.names) - 1} of {label_column!r} (unlabelled images?)")
+        shown = [feature.names[i] for i in sorted(present)]
     else:
         if not isinstance(feature, Value) or feature.dtype not in CLASS_DTYPES:
             raise ValueError(f"{name}: the label column {label_column!r} holds {feature}, not class labels; it must be "
