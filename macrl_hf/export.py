@@ -9,7 +9,6 @@ mean and std.
 import argparse
 import logging
 import os
-from pathlib import Path
 
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, ViTModel
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -53,10 +52,10 @@ def vit_config_from_macrl(config: MacrlConfig, **kwargs) -> ViTConfig:
 
 
 def image_processor_for(model_name_or_path: str | os.PathLike, config: MacrlConfig) -> ViTImageProcessor:
-    """The checkpoint's own processor when it saved one (run_pretraining does), else ImageNet statistics."""
-    if (Path(model_name_or_path) / "preprocessor_config.json").is_file():
+    """The checkpoint's own processor when it has one (run_pretraining saves it; also on the Hub), else ImageNet's."""
+    try:
         processor = ViTImageProcessor.from_pretrained(model_name_or_path)
-    else:
+    except OSError:
         processor = ViTImageProcessor(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
     processor.size = {"height": config.image_size, "width": config.image_size}
     return processor
