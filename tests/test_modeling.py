@@ -23,29 +23,24 @@ def test_output_fields_and_shapes(tiny_config, images):
     assert not out.key_embeds.requires_grad
 
 
-def test_logits_match_vitmae_layout(tiny_config, images):
+def test_mae_variant_equals_transformers_vitmae(tiny_config, images):
+    # With the contrastive branch off, MACRL is MAE: its weights load strictly into ViTMAEForPreTraining, and with
+    # MSE on normalised pixels and the same noise both give the same logits, mask and loss.
     from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
-    config = tiny_config()
-    mae = ViTMAEForPreTraining(
-        ViTMAEConfig(
-            **{
-                k: getattr(config, k)
-                for k in (
-                    "image_size",
-                    "patch_size",
-                    "hidden_size",
-                    "num_hidden_layers",
-                    "num_attention_heads",
-                    "intermediate_size",
-                    "decoder_hidden_size",
-                    "decoder_num_hidden_layers",
-                    "decoder_num_attention_heads",
-                    "decoder_intermediate_size",
-                )
-            }
-        )
-    )
+    config = tiny_config(contrastive_weight=0.0, reconstruction_loss="mse", norm_pix_loss=True)
+    model = MacrlForPreTraining(config).eval()
+    fields = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+              "intermediate_size", "decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads",
+              "decoder_intermediate_size", "mask_ratio", "norm_pix_loss", "layer_norm_eps")
+    mae = ViTMAEForPreTraining(ViTMAEConfig(**{k: getattr(config, k) for k in fields})).eval()
+    mae.load_state_dict(model.state_dict(), strict=True)
+    noise = torch.rand(8, config.num_patches)
+    with torch.no_grad():
+        ours, theirs = model(images, noise=noise), mae(images, noise=noise)
+    assert torch.equal(ours.mask, theirs.mask)
+    assert torch.allclose(ours.logits, theirs.logits, atol=1e-5)
+    assert torch.allclose(ours.loss, theirs.loss, atol=1e-6)
     assert torch.equal(patchify(images, 4), mae.patchify(images))
     assert torch.equal(unpatchify(patchify(images, 4), 4, 3, 16, 16), images)
 
@@ -170,12 +165,14 @@ def test_enqueue_wraps_around(tiny_config):
     many = torch.arange(48, dtype=torch.float).reshape(24, 2)  # more keys than slots: the newest 10 survive
     model.dequeue_and_enqueue(many)
     assert int(model.queue_ptr) == (2 + 24) % 10
-    assert sorted(model.queue[:, 0].tolist()) == sorted(many[-10:, 0].tolist())
+    # the newest 10 keys (rows 14..23) end in the slots they would have taken one by one: key i in slot (2 + i) % 10
+    for i in range(14, 24):
+        assert torch.equal(model.queue[(2 + i) % 10], many[i]), i
 
 
 def test_mae_and_moco_variants_drop_unused_parts(tiny_config, images):
     mae = MacrlForPreTraining(tiny_config(contrastive_weight=0.0))
-    assert mae.momentum_encoder is None and not hasattr(mae, "queue") or mae.momentum_encoder is None
+    assert mae.momentum_encoder is None and mae.projector is None and "queue" not in mae.state_dict()
     out = mae(images)
     assert out.contrastive_loss == 0 and out.key_embeds is None and out.loss > 0
     moco = MacrlForPreTraining(tiny_config(mask_ratio=0.0, reconstruction_weight=0.0))
