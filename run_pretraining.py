@@ -24,7 +24,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from macrl_hf import PRESETS, MacrlConfig, MacrlForPreTraining
 from macrl_hf.callbacks import KNNMonitorCallback, ReconstructionImagesCallback
-from macrl_hf.data import DEMO_NAME, load_image_data
+from macrl_hf.data import DEMO_NAME, has_class_labels, load_image_data
 from macrl_hf.trainer import EpochCallback, MacrlTrainer
 from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transform
 
@@ -73,11 +73,16 @@ class PretrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Batch size per device for training."})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "Batch size per device for evaluation."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
-    base_learning_rate: float = field(default=1.5e-4, metadata={"help": "lr = base_learning_rate * total batch / 256."})
+    base_learning_rate: float = field(default=1.5e-4, metadata={"help": "lr = base_learning_rate * total batch / 256 "
+                                                                 "(as run_mae.py); it sets --learning_rate."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False (set_transform)."})
     dataloader_drop_last: bool = field(default=True, metadata={"help": "Equal batches on every process."})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (MAE's 0.05)."})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "Linear warmup share of the run."})
+    warmup_steps: float = field(default=0.05, metadata={"help": "Linear warmup: steps, or a fraction (< 1) of the run."})
+    prediction_loss_only: bool = field(default=True, metadata={"help": "Evaluation keeps only the loss (the kNN "
+                                                                "monitor computes its own features)."})
+    ddp_broadcast_buffers: bool = field(default=False, metadata={"help": "Every process enqueues the same gathered "
+                                                                  "keys: no need to re-send the queue each forward."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
 
 
@@ -159,7 +164,13 @@ def main(argv=None):
     logger.info("MACRL encoder: %.1fM parameters, %d px, patch %d", n_params / 1e6, config.image_size, config.patch_size)
 
     # Index each sample so that its augmentation is seeded by (seed, epoch, index): exact resume.
-    train_transform = pretraining_transform(data.image_column, config.image_size, mean, std, seed=training_args.seed)
+    # Persistent workers keep their epoch-0 copy of the transform, so per-epoch seeding would repeat augmentations.
+    seeded = not training_args.dataloader_persistent_workers
+    if not seeded:
+        logger.warning("--dataloader_persistent_workers: augmentations are not seeded per sample, so a resumed run "
+                       "will not repeat an uninterrupted one exactly.")
+    train_transform = pretraining_transform(data.image_column, config.image_size, mean, std,
+                                            seed=training_args.seed if seeded else None)
     train_dataset = data.train.add_column(INDEX_COLUMN, range(len(data.train))).with_transform(train_transform)
     eval_dataset = None
     if data.validation is not None:
@@ -185,7 +196,9 @@ def main(argv=None):
     )
     trainer.add_callback(EpochCallback(train_transform))
     if eval_dataset is not None and training_args.do_eval:
-        if data.label_column is not None:
+        if data.label_column is not None and not has_class_labels(data.train, data.label_column):
+            logger.warning("Label column %r does not hold integer class ids: no kNN monitor.", data.label_column)
+        elif data.label_column is not None:
             trainer.add_callback(KNNMonitorCallback(trainer, data.train, data.validation, data.image_column,
                                                     data.label_column, mean, std, max_bank_size=data_args.knn_bank_size))
         trainer.add_callback(ReconstructionImagesCallback(trainer, data.validation, data.image_column, mean, std))

@@ -32,13 +32,27 @@ class KNNMonitorCallback(_TrainerCallback):
     def __init__(self, trainer, train_dataset, eval_dataset, image_column, label_column, mean, std,
                  k: int = 20, temperature: float = 0.07, max_bank_size: int = 10000):
         super().__init__(trainer)
-        self.bank = train_dataset.select(range(min(max_bank_size, len(train_dataset))))
-        self.eval_dataset, self.image_column, self.label_column = eval_dataset, image_column, label_column
+        labelled = [d.filter(lambda y: y >= 0, input_columns=label_column) for d in (train_dataset, eval_dataset)]
+        bank = labelled[0].shuffle(seed=0)  # a random bank, not the first classes of a sorted folder
+        self.bank = bank.select(range(min(max_bank_size, len(bank))))
+        self.eval_dataset, self.image_column, self.label_column = labelled[1], image_column, label_column
         self.mean, self.std, self.k, self.temperature = mean, std, k, temperature
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
-        if model is None or metrics is None or not state.is_world_process_zero:
+        if model is None or metrics is None:
             return
+        # Rank 0 computes; every rank gets the figures, so metric_for_best_model works on all of them.
+        values = [self.compute(args, model) if state.is_world_process_zero else None]
+        if args.world_size > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(values, from_process=0)
+        if state.is_world_process_zero:
+            self.report(metrics, values[0])
+        else:
+            metrics.update(values[0])
+
+    def compute(self, args, model) -> dict:
         config = model.config
         common = dict(image_column=self.image_column, label_column=self.label_column, image_size=config.image_size,
                       mean=self.mean, std=self.std, batch_size=args.per_device_eval_batch_size,
@@ -48,7 +62,7 @@ class KNNMonitorCallback(_TrainerCallback):
         accuracy = knn_accuracy(bank_x, bank_y, test_x, test_y, self.k, self.temperature,
                                 num_classes=int(max(bank_y.max(), test_y.max())) + 1)
         feature_std = test_x.std(dim=0).mean().item() * test_x.shape[1] ** 0.5
-        self.report(metrics, {f"eval_knn_top1_k{self.k}": round(accuracy, 4), "eval_feature_std": round(feature_std, 4)})
+        return {f"eval_knn_top1_k{self.k}": round(accuracy, 4), "eval_feature_std": round(feature_std, 4)}
 
 
 def reconstruction_grid(model, pixel_values: torch.Tensor, mean, std, seed: int = 0) -> torch.Tensor:

@@ -129,6 +129,8 @@ class MacrlConfig(PreTrainedConfig):
         for field in ("mask_ratio", "momentum_mask_ratio"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 bad(field, "must be in [0, 1)")
+        if self.patch_size > 0 and int(self.num_patches * (1 - self.mask_ratio)) < 1:
+            bad("mask_ratio", f"leaves no visible patch of the {self.num_patches}")
         if self.hidden_size % self.num_attention_heads:
             bad("hidden_size", f"must be divisible by num_attention_heads={self.num_attention_heads}")
         if self.decoder_hidden_size % self.decoder_num_attention_heads:

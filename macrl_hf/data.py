@@ -127,10 +127,11 @@ def load_image_data(
         for column in (image_column, label_column):
             if column is not None and column not in validation.column_names:
                 raise ValueError(f"{name}: column {column!r} is in the train split but not in the validation split")
+    # Shuffle before truncating (as run_mae.py): a class-sorted folder would otherwise give only its first classes.
     if max_train_samples is not None:
-        train = train.select(range(min(max_train_samples, len(train))))
+        train = train.shuffle(seed=seed).select(range(min(max_train_samples, len(train))))
     if validation is not None and max_eval_samples is not None:
-        validation = validation.select(range(min(max_eval_samples, len(validation))))
+        validation = validation.shuffle(seed=seed).select(range(min(max_eval_samples, len(validation))))
     if validation is not None and len(validation) == 0:
         validation = None
     # Decode lazily in our own transform, so that one bad file is skipped rather than fatal.
@@ -138,6 +139,12 @@ def load_image_data(
     if validation is not None:
         validation = validation.cast_column(image_column, Image(decode=False))
     return ImageData(train, validation, image_column, label_column, name)
+
+
+def has_class_labels(dataset: Dataset, label_column: str) -> bool:
+    """True for a ClassLabel or integer column (what the kNN monitor can vote with)."""
+    feature = dataset.features[label_column]
+    return isinstance(feature, ClassLabel) or getattr(feature, "dtype", "").startswith(("int", "uint"))
 
 
 def class_names(dataset: Dataset, label_column: str | None) -> list[str] | None:

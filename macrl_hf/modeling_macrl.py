@@ -125,9 +125,9 @@ def reconstruction_loss(pred, target, mask, kind: str = "l1") -> torch.Tensor:
     err = (pred - target).abs() if kind == "l1" else (pred - target) ** 2
     per_patch = err.mean(dim=-1)
     mask = mask.to(per_patch.dtype)
-    if mask.sum() == 0:
-        return per_patch.mean()
-    return (per_patch * mask).sum() / mask.sum()
+    masked = mask.sum()
+    # Branch-free (no host sync on GPU): the masked mean, or the plain mean when nothing is masked.
+    return torch.where(masked > 0, (per_patch * mask).sum() / masked.clamp_min(1), per_patch.mean())
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -135,11 +135,12 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor, temper
 
     `query`, `key`: `(B, D)` L2-normalised; `queue`: `(K, D)` L2-normalised.
     """
+    query, key, queue = query.float(), key.float(), queue.float()  # bf16 logits / 0.2 lose the ranking
     positive = (query * key).sum(dim=-1, keepdim=True)
-    negatives = query @ queue.to(query.dtype).T
+    negatives = query @ queue.T
     logits = torch.cat([positive, negatives], dim=1) / temperature
     labels = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(logits, labels)
 
 
 def cosine_momentum(base: float, step: int, total_steps: int) -> float:

@@ -29,8 +29,9 @@ class MomentumQueueCallback(TrainerCallback):
         momentum = model.momentum_at(state.global_step, state.max_steps)
         model.momentum_update(momentum)
         trainer._last_momentum = momentum
-        if keys:
-            model.dequeue_and_enqueue(trainer.gather_keys(torch.cat(keys)))
+        # Every process must join the gather, also one whose batches had no decodable image (no keys).
+        local = torch.cat(keys) if keys else model.queue.new_zeros(0, model.queue.shape[1])
+        model.dequeue_and_enqueue(trainer.gather_keys(local))
 
 
 class MacrlTrainer(Trainer):

@@ -28,6 +28,7 @@ def test_presets_by_name_with_overrides():
         (dict(mask_ratio=1.0), "mask_ratio"),
         (dict(mask_ratio=-0.1), "mask_ratio"),
         (dict(momentum_mask_ratio=1.5), "momentum_mask_ratio"),
+        (dict(image_size=8, patch_size=4, mask_ratio=0.9), "mask_ratio"),
         (dict(hidden_size=100, num_attention_heads=12), "hidden_size"),
         (dict(decoder_hidden_size=100, decoder_num_attention_heads=16), "decoder_hidden_size"),
         (dict(image_size=30, patch_size=4), "image_size"),

@@ -38,6 +38,22 @@ def test_demo_run_leaves_a_self_contained_checkpoint(tmp_path, config_dir, caplo
     assert "macrl" in (out / "README.md").read_text()
 
 
+def test_warmup_is_a_share_of_the_run_and_eval_keeps_only_the_loss(tmp_path):
+    import run_pretraining as script
+
+    args = script.PretrainingArguments(output_dir=str(tmp_path))
+    assert args.get_warmup_steps(1000) == 50
+    assert args.prediction_loss_only and args.ddp_broadcast_buffers is False
+
+
+def test_subsets_are_drawn_from_every_class(tmp_path):
+    from macrl_hf.data import load_image_data
+
+    folder = image_folder(tmp_path / "sorted", per_class=8)
+    data = load_image_data(train_dir=folder, max_train_samples=6, train_val_split=0)
+    assert len(data.train) == 6 and len(set(data.train["label"])) > 1
+
+
 def test_learning_rate_scales_with_total_batch(tmp_path, config_dir):
     trainer = run_pretraining(pretrain_args(tmp_path / "lr", config_dir, "--max_steps", "1", "--base_learning_rate",
                                             "1e-3", "--gradient_accumulation_steps", "2"))
