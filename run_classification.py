@@ -14,16 +14,12 @@ the CLS feature, folded into one linear layer when saved. Either way `--output_d
 transformers (`pipeline("image-classification", model=output_dir)`), without this package.
 """
 
-import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
-import transformers
-from transformers import HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import TrainingArguments, set_seed
 
 from macrl_hf.checkpoints import read_model_type
 from macrl_hf.classification import (
@@ -36,6 +32,7 @@ from macrl_hf.classification import (
 )
 from macrl_hf.data import load_image_data
 from macrl_hf.labels import resolve_labels
+from macrl_hf.scripts import check_output_dir, parse_arguments, setup_logging
 from macrl_hf.transforms import ImageTransform, eval_view
 
 logger = logging.getLogger(__name__)
@@ -93,24 +90,6 @@ def check_arguments(model_args: ModelArguments, training_args: ClassificationTra
             raise ValueError(f"--layer_decay {decay}: must be in (0, 1]")
 
 
-def check_output_dir(training_args: ClassificationTrainingArguments) -> str | None:
-    """Refuse an output dir that holds another kind of model; find the checkpoint to resume from."""
-    out = training_args.output_dir
-    config_file = os.path.join(out, "config.json")
-    if os.path.isfile(config_file):
-        with open(config_file) as f:
-            model_type = json.load(f).get("model_type")
-        if model_type != "vit":
-            raise ValueError(f"--output_dir {out} holds a {model_type!r} model ({config_file}); choose another "
-                             "directory: nothing was written.")
-    if training_args.resume_from_checkpoint is not None or not os.path.isdir(out) or not training_args.do_train:
-        return training_args.resume_from_checkpoint
-    last = get_last_checkpoint(out)
-    if last is not None:
-        logger.info("Resuming from %s (found in --output_dir); pass another --output_dir to start afresh.", last)
-    return last
-
-
 def card_dataset_tag(name: str) -> str:
     """The dataset as the model card's metadata names it: a Hub id, or a local directory's name (its parent's for
     a `train` folder)."""
@@ -123,25 +102,14 @@ def card_dataset_tag(name: str) -> str:
 
 
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, ClassificationTrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stdout)])
-    log_level = training_args.get_process_log_level()
-    for name in (__name__, "macrl_hf"):
-        logging.getLogger(name).setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    logger.warning(f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-                   f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value}")
+    model_args, data_args, training_args = parse_arguments(
+        (ModelArguments, DataTrainingArguments, ClassificationTrainingArguments), argv
+    )
+    setup_logging(training_args, __name__)
 
     # Every check runs before anything is trained or written.
     check_arguments(model_args, training_args)
-    resume = check_output_dir(training_args)
+    resume = check_output_dir(training_args, "vit")
     model_type, checkpoint_config = read_model_type(model_args.model_name_or_path, model_args.cache_dir)
     set_seed(training_args.seed)
     data = load_image_data(

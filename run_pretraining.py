@@ -11,20 +11,16 @@ works. The output directory holds a MacrlForPreTraining checkpoint, its image pr
 reconstruction images; it loads with `MacrlForPreTraining.from_pretrained` and the Auto classes.
 """
 
-import json
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 
-import transformers
-from transformers import HfArgumentParser, TrainingArguments, ViTImageProcessor, set_seed
+from transformers import TrainingArguments, ViTImageProcessor, set_seed
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from transformers.trainer_utils import get_last_checkpoint
 
 from macrl_hf import PRESETS, MacrlConfig, MacrlForPreTraining
 from macrl_hf.callbacks import KNNMonitorCallback, ReconstructionImagesCallback
 from macrl_hf.data import DEMO_NAME, has_class_labels, load_image_data
+from macrl_hf.scripts import check_output_dir, parse_arguments, setup_logging
 from macrl_hf.trainer import EpochCallback, MacrlTrainer
 from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transform
 
@@ -104,42 +100,13 @@ def build_config(model_args: ModelArguments, demo: bool) -> MacrlConfig:
     return config
 
 
-def check_output_dir(training_args: PretrainingArguments) -> str | None:
-    """Refuse an output dir that holds another kind of model; find the checkpoint to resume from."""
-    out = training_args.output_dir
-    config_file = os.path.join(out, "config.json")
-    if os.path.isfile(config_file):
-        with open(config_file) as f:
-            model_type = json.load(f).get("model_type")
-        if model_type != "macrl":
-            raise ValueError(f"--output_dir {out} holds a {model_type!r} model ({config_file}); choose another "
-                             "directory: nothing was written.")
-    if training_args.resume_from_checkpoint is not None or not os.path.isdir(out):
-        return training_args.resume_from_checkpoint
-    last = get_last_checkpoint(out)
-    if last is not None:
-        logger.warning("Resuming from %s (found in --output_dir); pass another --output_dir to start afresh.", last)
-    return last
-
-
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, PretrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parse_arguments(
+        (ModelArguments, DataTrainingArguments, PretrainingArguments), argv
+    )
+    setup_logging(training_args, __name__)
 
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stdout)])
-    log_level = training_args.get_process_log_level()
-    for name in (__name__, "macrl_hf"):
-        logging.getLogger(name).setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    logger.warning(f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-                   f"n_gpu: {training_args.n_gpu}, distributed: {training_args.parallel_mode.value}")
-
-    resume = check_output_dir(training_args)  # before anything is loaded or written
+    resume = check_output_dir(training_args, "macrl")  # before anything is loaded or written
     set_seed(training_args.seed)
 
     data = load_image_data(
