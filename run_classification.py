@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from transformers import TrainingArguments, set_seed
+from transformers import set_seed
 
 from macrl_hf.checkpoints import read_model_type
 from macrl_hf.classification import (
@@ -32,27 +32,16 @@ from macrl_hf.classification import (
 )
 from macrl_hf.data import load_image_data
 from macrl_hf.labels import resolve_labels
-from macrl_hf.scripts import check_output_dir, parse_arguments, setup_logging
+from macrl_hf.scripts import (
+    EpochTrainingArguments,
+    ImageDataArguments,
+    check_output_dir,
+    parse_arguments,
+    setup_logging,
+)
 from macrl_hf.transforms import ImageTransform, eval_view
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class DataTrainingArguments:
-    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset id or a local dataset directory. "
-                                                             "Without any data argument: the built-in digits demo."})
-    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset configuration name."})
-    train_dir: str | None = field(default=None, metadata={"help": "A folder of training images, one sub-folder per "
-                                                          "class (imagefolder)."})
-    validation_dir: str | None = field(default=None, metadata={"help": "A folder of validation images."})
-    image_column_name: str | None = field(default=None, metadata={"help": "Image column; default: 'image' or 'img'."})
-    label_column_name: str | None = field(default=None, metadata={"help": "Label column; default: 'label', 'labels' "
-                                                                  "or 'fine_label'. ClassLabel, strings or integers."})
-    train_val_split: float | None = field(default=0.15, metadata={"help": "Share of train held out for validation "
-                                                                   "when the dataset has no validation split."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
 
 
 @dataclass
@@ -67,15 +56,7 @@ class ModelArguments:
 
 
 @dataclass
-class ClassificationTrainingArguments(TrainingArguments):
-    # Defaults suited to these short runs; every one can still be set on the command line.
-    do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
-    do_eval: bool = field(default=True, metadata={"help": "Evaluate when there is a validation split."})
-    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate."})
-    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir."})
-    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
-    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False (set_transform)."})
+class ClassificationTrainingArguments(EpochTrainingArguments):
     layer_decay: float | None = field(default=None, metadata={"help": "Layer-wise lr decay for --protocol finetune "
                                                               "(MAE: 0.65 for ViT-B, 0.75 for ViT-L); lr of block i "
                                                               "= learning_rate * layer_decay ** (depth + 1 - i)."})
@@ -103,7 +84,7 @@ def card_dataset_tag(name: str) -> str:
 
 def main(argv=None):
     model_args, data_args, training_args = parse_arguments(
-        (ModelArguments, DataTrainingArguments, ClassificationTrainingArguments), argv
+        (ModelArguments, ImageDataArguments, ClassificationTrainingArguments), argv
     )
     setup_logging(training_args, __name__)
 

@@ -14,13 +14,19 @@ reconstruction images; it loads with `MacrlForPreTraining.from_pretrained` and t
 import logging
 from dataclasses import dataclass, field
 
-from transformers import TrainingArguments, ViTImageProcessor, set_seed
+from transformers import ViTImageProcessor, set_seed
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from macrl_hf import PRESETS, MacrlConfig, MacrlForPreTraining
 from macrl_hf.callbacks import KNNMonitorCallback, ReconstructionImagesCallback
 from macrl_hf.data import DEMO_NAME, has_class_labels, load_image_data
-from macrl_hf.scripts import check_output_dir, parse_arguments, setup_logging
+from macrl_hf.scripts import (
+    EpochTrainingArguments,
+    ImageDataArguments,
+    check_output_dir,
+    parse_arguments,
+    setup_logging,
+)
 from macrl_hf.trainer import EpochCallback, MacrlTrainer
 from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transform
 
@@ -28,19 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class DataTrainingArguments:
-    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset id or a local dataset directory. "
-                                                             "Without any data argument: the built-in digits demo."})
-    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset configuration name."})
-    train_dir: str | None = field(default=None, metadata={"help": "A folder of training images (imagefolder)."})
-    validation_dir: str | None = field(default=None, metadata={"help": "A folder of validation images."})
-    image_column_name: str | None = field(default=None, metadata={"help": "Image column; default: 'image' or 'img'."})
-    label_column_name: str | None = field(default=None, metadata={"help": "Label column for the kNN monitor; "
-                                                                   "default: 'label' or 'labels' when present."})
-    train_val_split: float | None = field(default=0.15, metadata={"help": "Share of train held out for validation "
-                                                                   "when the dataset has no validation split."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
+class DataTrainingArguments(ImageDataArguments):
     knn_bank_size: int = field(default=10000, metadata={"help": "Training images used as kNN memory bank."})
 
 
@@ -59,19 +53,12 @@ class ModelArguments:
 
 
 @dataclass
-class PretrainingArguments(TrainingArguments):
+class PretrainingArguments(EpochTrainingArguments):
     # Defaults suited to pretraining; every one can still be set on the command line.
-    do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
-    do_eval: bool = field(default=True, metadata={"help": "Evaluate when there is a validation split."})
-    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate (kNN monitor, reconstructions)."})
-    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Batch size per device for training."})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "Batch size per device for evaluation."})
-    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     base_learning_rate: float = field(default=1.5e-4, metadata={"help": "lr = base_learning_rate * total batch / 256 "
                                                                  "(as run_mae.py); it sets --learning_rate."})
-    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False (set_transform)."})
     dataloader_drop_last: bool = field(default=True, metadata={"help": "Equal batches on every process."})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (MAE's 0.05)."})
     warmup_steps: float = field(default=0.05, metadata={"help": "Linear warmup: steps, or a fraction (< 1) of the run."})

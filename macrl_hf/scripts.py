@@ -4,12 +4,45 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 
 import transformers
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageDataArguments:
+    """Where the images come from; names as in transformers' image examples (run_mae.py and friends)."""
+
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset id or a local dataset directory. "
+                                                             "Without any data argument: the built-in digits demo."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset configuration name."})
+    train_dir: str | None = field(default=None, metadata={"help": "A folder of training images; sub-folders are "
+                                                          "classes (imagefolder)."})
+    validation_dir: str | None = field(default=None, metadata={"help": "A folder of validation images."})
+    image_column_name: str | None = field(default=None, metadata={"help": "Image column; default: 'image' or 'img'."})
+    label_column_name: str | None = field(default=None, metadata={"help": "Label column; default: 'label', 'labels' "
+                                                                  "or 'fine_label' when present."})
+    train_val_split: float | None = field(default=0.15, metadata={"help": "Share of train held out for validation "
+                                                                   "when the dataset has no validation split."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Train on a seeded random subset."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on a seeded random subset."})
+
+
+@dataclass
+class EpochTrainingArguments(TrainingArguments):
+    """TrainingArguments defaults both scripts want; every one can still be set on the command line."""
+
+    do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
+    do_eval: bool = field(default=True, metadata={"help": "Evaluate when there is a validation split."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False (set_transform)."})
 
 
 def parse_arguments(dataclass_types, argv=None) -> tuple:
