@@ -14,13 +14,10 @@ import json
 import time
 
 import torch
-from transformers import ViTMAEConfig, ViTMAEForPreTraining
+from transformers import ViTMAEForPreTraining
 
 from macrl_hf import MacrlConfig, MacrlForPreTraining
-
-SHARED = ("image_size", "patch_size", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads",
-          "intermediate_size", "decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads",
-          "decoder_intermediate_size", "mask_ratio", "layer_norm_eps", "qkv_bias", "norm_pix_loss")
+from macrl_hf.export import vitmae_config_from_macrl
 
 
 def encoder_flops(tokens: int, hidden: int, mlp: int, layers: int) -> float:
@@ -77,7 +74,7 @@ def main(argv=None):
         if name == "macrl":
             model = MacrlForPreTraining(config).to(device)
         else:
-            model = ViTMAEForPreTraining(ViTMAEConfig(**{f: getattr(config, f) for f in SHARED})).to(device)
+            model = ViTMAEForPreTraining(vitmae_config_from_macrl(config)).to(device)
         optimizer = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4, fused=True)
 
         def step(model=model, optimizer=optimizer, name=name):

@@ -25,32 +25,12 @@ import statistics
 import time
 
 import torch
-from transformers import ViTMAEConfig, ViTMAEForPreTraining
+from transformers import ViTMAEForPreTraining
 
 from macrl_hf import MacrlConfig, MacrlForPreTraining, MacrlModel
+from macrl_hf.export import vitmae_config_from_macrl
 
 GOAL = 1.05
-# Fields copied from the MACRL config into the ViTMAE one, so both models do the same encoder/decoder work.
-SHARED_FIELDS = (
-    "image_size",
-    "patch_size",
-    "num_channels",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "decoder_hidden_size",
-    "decoder_num_hidden_layers",
-    "decoder_num_attention_heads",
-    "decoder_intermediate_size",
-    "mask_ratio",
-    "norm_pix_loss",
-    "layer_norm_eps",
-    "qkv_bias",
-)
 
 
 def parse_args(argv=None):
@@ -71,7 +51,7 @@ def build_steps(config: MacrlConfig, v1: torch.Tensor, v2: torch.Tensor, device:
     macrl = MacrlForPreTraining(config).to(device).train()
     macrl_opt = torch.optim.AdamW([p for p in macrl.parameters() if p.requires_grad], lr=1e-4)
 
-    mae_config = ViTMAEConfig(**{name: getattr(config, name) for name in SHARED_FIELDS})
+    mae_config = vitmae_config_from_macrl(config)
     mae = ViTMAEForPreTraining(mae_config).to(device).train()
     mae_opt = torch.optim.AdamW([p for p in mae.parameters() if p.requires_grad], lr=1e-4)
 

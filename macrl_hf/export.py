@@ -35,6 +35,12 @@ VIT_FIELDS = (
     "qkv_bias",
 )
 
+# ... and the decoder / masking fields that ViTMAEConfig shares with MacrlConfig.
+MAE_FIELDS = (
+    "decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads", "decoder_intermediate_size",
+    "mask_ratio", "norm_pix_loss",
+)
+
 
 def load_macrl_config(model_name_or_path: str | os.PathLike) -> MacrlConfig:
     """The checkpoint's MacrlConfig; a clear error when it holds another kind of model."""
@@ -49,6 +55,14 @@ def load_macrl_config(model_name_or_path: str | os.PathLike) -> MacrlConfig:
 
 def vit_config_from_macrl(config: MacrlConfig, **kwargs) -> ViTConfig:
     return ViTConfig(**{field: getattr(config, field) for field in VIT_FIELDS}, **kwargs)
+
+
+def vitmae_config_from_macrl(config: MacrlConfig, **kwargs):
+    """The transformers `ViTMAEConfig` of the same encoder, decoder and masking (MACRL's MAE half), for comparisons."""
+    from transformers import ViTMAEConfig
+
+    fields = VIT_FIELDS + MAE_FIELDS
+    return ViTMAEConfig(**{field: getattr(config, field) for field in fields}, **kwargs)
 
 
 def image_processor_for(model_name_or_path: str | os.PathLike, config: MacrlConfig) -> ViTImageProcessor:

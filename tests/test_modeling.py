@@ -26,14 +26,13 @@ def test_output_fields_and_shapes(tiny_config, images):
 def test_mae_variant_equals_transformers_vitmae(tiny_config, images):
     # With the contrastive branch off, MACRL is MAE: its weights load strictly into ViTMAEForPreTraining, and with
     # MSE on normalised pixels and the same noise both give the same logits, mask and loss.
-    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+    from transformers import ViTMAEForPreTraining
+
+    from macrl_hf.export import vitmae_config_from_macrl
 
     config = tiny_config(contrastive_weight=0.0, reconstruction_loss="mse", norm_pix_loss=True)
     model = MacrlForPreTraining(config).eval()
-    fields = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-              "intermediate_size", "decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads",
-              "decoder_intermediate_size", "mask_ratio", "norm_pix_loss", "layer_norm_eps")
-    mae = ViTMAEForPreTraining(ViTMAEConfig(**{k: getattr(config, k) for k in fields})).eval()
+    mae = ViTMAEForPreTraining(vitmae_config_from_macrl(config)).eval()
     mae.load_state_dict(model.state_dict(), strict=True)
     noise = torch.rand(8, config.num_patches)
     with torch.no_grad():
