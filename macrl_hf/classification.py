@@ -16,7 +16,7 @@ from transformers import Trainer, ViTConfig, ViTForImageClassification
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .checkpoints import vit_image_processor
-from .export import image_processor_for, load_macrl_config, vit_config_from_macrl
+from .export import image_processor_for, load_macrl_config, vit_from_macrl
 from .labels import Labels
 from .linear_probe import ViTLinearProbeForImageClassification
 from .modeling_macrl import MacrlModel
@@ -64,8 +64,7 @@ def load_classifier(model_name_or_path, model_type: str, labels: Labels, protoco
             logger.warning("%s was pretrained with mean pooling; the linear probe reads the CLS token, as "
                            "ViTForImageClassification does", model_name_or_path)
         encoder = MacrlModel.from_pretrained(model_name_or_path, config=config)
-        model = model_class(vit_config_from_macrl(config, id2label=labels.id2label, label2id=labels.label2id))
-        model.vit.load_state_dict(encoder.state_dict())  # strict: the encoder has ViTModel's parameter names
+        model = vit_from_macrl(encoder, model_class, id2label=labels.id2label, label2id=labels.label2id)
         return model, image_processor_for(model_name_or_path, config)
     model = model_class.from_pretrained(
         model_name_or_path, num_labels=len(labels.names), id2label=labels.id2label, label2id=labels.label2id,

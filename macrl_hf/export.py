@@ -75,6 +75,21 @@ def image_processor_for(model_name_or_path: str | os.PathLike, config: MacrlConf
     return processor
 
 
+def vit_from_macrl(encoder: MacrlModel, model_class: type, **config_kwargs):
+    """`model_class` (ViTModel or a ViT*ForImageClassification) built from `encoder`'s config, holding its weights.
+
+    The encoder has ViTModel's parameter names, so the load is checked key by key; only ViTModel's pooler, which
+    MACRL never trains, may be missing.
+    """
+    model = model_class(vit_config_from_macrl(encoder.config, **config_kwargs))
+    target = model if isinstance(model, ViTModel) else model.vit
+    missing, unexpected = target.load_state_dict(encoder.state_dict(), strict=False)
+    missing = [k for k in missing if not k.startswith("pooler.")]
+    if missing or unexpected:
+        raise RuntimeError(f"Encoder keys do not match ViTModel: missing {missing}, unexpected {unexpected}")
+    return model
+
+
 def export_to_vit(
     model_name_or_path: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -94,18 +109,13 @@ def export_to_vit(
         num_labels = len(id2label)
     if num_labels is None:
         # The pooler is untrained (MACRL never uses it); ViTModel expects one, so the export loads without warnings.
-        model = ViTModel(vit_config_from_macrl(config))
+        model = vit_from_macrl(encoder, ViTModel)
     else:
         if num_labels < 1:
             raise ValueError(f"num_labels must be >= 1, got {num_labels}")
         id2label = id2label or {i: f"LABEL_{i}" for i in range(num_labels)}
         label2id = {label: i for i, label in id2label.items()}
-        model = ViTForImageClassification(vit_config_from_macrl(config, id2label=id2label, label2id=label2id))
-    target = model.vit if num_labels is not None else model
-    missing, unexpected = target.load_state_dict(encoder.state_dict(), strict=False)
-    missing = [k for k in missing if not k.startswith("pooler.")]
-    if missing or unexpected:
-        raise RuntimeError(f"Encoder keys do not match ViTModel: missing {missing}, unexpected {unexpected}")
+        model = vit_from_macrl(encoder, ViTForImageClassification, id2label=id2label, label2id=label2id)
     model.save_pretrained(output_dir)
     image_processor_for(model_name_or_path, config).save_pretrained(output_dir)
     logger.info("Exported %s to %s as %s", model_name_or_path, output_dir, type(model).__name__)
