@@ -10,6 +10,7 @@ from .modeling_macrl import (
     MacrlModelOutput,
     MacrlPreTrainedModel,
 )
+from .trainer import MacrlTrainer
 
 __version__ = "0.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "MacrlModel",
     "MacrlModelOutput",
     "MacrlPreTrainedModel",
+    "MacrlTrainer",
 ]

@@ -20,6 +20,7 @@ from .export import image_processor_for, load_macrl_config, vit_from_macrl
 from .labels import Labels
 from .linear_probe import ViTLinearProbeForImageClassification
 from .modeling_macrl import MacrlModel
+from .trainer import zero_loss_on_blank_batch
 from .transforms import collate_images
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class ClassificationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs.pop("skipped_images", None)
         if "pixel_values" not in inputs:  # every image of this batch failed to decode: a zero loss, no update
-            loss = sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
+            loss = zero_loss_on_blank_batch(self, model)
             return (loss, None) if return_outputs else loss
         return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                     num_items_in_batch=num_items_in_batch)

@@ -10,6 +10,22 @@ logger = logging.getLogger(__name__)
 COMPONENTS = ("reconstruction_loss", "contrastive_loss", "embedding_std")
 
 
+def zero_loss_on_blank_batch(trainer: Trainer, model: torch.nn.Module) -> torch.Tensor:
+    """A zero loss for a batch whose every image failed to decode, from a real forward of the (wrapped) model on
+    two blank images: under DDP every process must take part in the forward and in the backward's gradient
+    all-reduce, or the others wait forever. Run in eval mode, so BatchNorm statistics and dropout are untouched."""
+    config = trainer.accelerator.unwrap_model(model).config
+    blank = torch.zeros(2, config.num_channels, config.image_size, config.image_size, device=trainer.args.device)
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = model(pixel_values=blank)
+    finally:
+        model.train(was_training)
+    value = outputs.loss if getattr(outputs, "loss", None) is not None else outputs.logits
+    return value.sum() * 0.0
+
+
 class MomentumQueueCallback(TrainerCallback):
     """After each optimizer step (not each micro-batch): EMA of the momentum branch, then enqueue that step's keys
     gathered from every process. A step that the fp16 grad scaler skipped changes neither."""
@@ -51,8 +67,9 @@ class MacrlTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pending_keys: list[torch.Tensor] = []
-        self._component_sums: dict[str, torch.Tensor] = {}
-        self._component_count = 0
+        self._component_sums = torch.zeros(len(COMPONENTS), dtype=torch.float64)
+        self._component_counts = torch.zeros(len(COMPONENTS), dtype=torch.float64)
+        self._uses_contrastive = self.accelerator.unwrap_model(self.model).config.uses_contrastive
         self._last_momentum: float | None = None
         self.skipped_images: list[str] = []
         self._micro_batch = 0
@@ -80,7 +97,7 @@ class MacrlTrainer(Trainer):
         if model.training:
             self.skipped_images.extend(skipped)
         if "pixel_values" not in inputs:  # every image of this batch failed to decode
-            loss = sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
+            loss = zero_loss_on_blank_batch(self, model)  # its key is not queued
             return (loss, None) if return_outputs else loss
         outputs = model(**inputs)
         if model.training:
@@ -91,23 +108,30 @@ class MacrlTrainer(Trainer):
 
     @torch.no_grad()
     def _accumulate(self, outputs) -> None:
-        values = {"reconstruction_loss": outputs.reconstruction_loss, "contrastive_loss": outputs.contrastive_loss}
-        if outputs.query_embeds is not None:
-            q = outputs.query_embeds.detach().float()
-            values["embedding_std"] = q.std(dim=0).mean() * q.shape[1] ** 0.5
-        for name, value in values.items():
-            self._component_sums[name] = self._component_sums.get(name, 0.0) + value.detach().float()
-        self._component_count += 1
+        values = [outputs.reconstruction_loss, outputs.contrastive_loss, None]
+        q = outputs.query_embeds
+        if q is not None and q.shape[0] > 1:
+            q = q.detach().float()
+            values[2] = q.std(dim=0).mean() * q.shape[1] ** 0.5
+        for i, value in enumerate(values):
+            if value is not None:
+                self._component_sums[i] += value.detach().float().to(self._component_sums.device)
+                self._component_counts[i] += 1
 
     def log(self, logs: dict, *args, **kwargs) -> None:
-        # Training logs (they carry "loss"): add the loss components averaged since the last log, over processes.
-        if "loss" in logs and self._component_count:
-            for name, total in self._component_sums.items():
-                mean = self.accelerator.reduce(total / self._component_count, reduction="mean")
-                logs[name] = round(float(mean), 4)
+        # Training logs (they carry "loss"): add the loss components averaged since the last log over micro-batches
+        # and processes. Every process joins the reduce, also one that had no decodable image since the last log.
+        if "loss" in logs:
+            totals = self.accelerator.reduce(
+                torch.stack([self._component_sums, self._component_counts]).to(self.args.device), reduction="sum"
+            )
+            for name, total, count in zip(COMPONENTS, *totals.cpu()):
+                if count > 0 and (name != "embedding_std" or self._uses_contrastive):
+                    logs[name] = round(float(total / count), 4)
             if self._last_momentum is not None:
                 logs["momentum"] = round(self._last_momentum, 6)
-            self._component_sums, self._component_count = {}, 0
+            self._component_sums.zero_()
+            self._component_counts.zero_()
         super().log(logs, *args, **kwargs)
 
     def train(self, *args, **kwargs):

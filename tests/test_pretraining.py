@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 
@@ -161,17 +162,47 @@ def test_output_dir_with_another_model_is_not_touched(tmp_path, config_dir):
     assert {p.name: p.stat().st_mtime_ns for p in other.iterdir()} == before
 
 
-def test_two_processes_hold_identical_queue_and_momentum(tmp_path, config_dir):
-    out = tmp_path / "ddp"
-    args = pretrain_args(out, config_dir, "--max_steps", "3", "--per_device_train_batch_size", "4")
+def launch_two_processes(tmp_path, args, timeout=600):
+    """Run tests/ddp_pretrain.py under `accelerate launch` with 2 CPU processes; return each rank's dumped state."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                str(ROOT / "tests" / "ddp_pretrain.py"), *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    rank0, rank1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+    # A session of its own, so that a hang kills the ranks too, not only the launcher.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=tmp_path, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the 2-process run hung for {timeout} s: {stderr[-3000:]}")
+    assert process.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    out = args[args.index("--output_dir") + 1]
+    return torch.load(f"{out}/rank0.pt"), torch.load(f"{out}/rank1.pt")
+
+
+def test_two_processes_hold_identical_queue_and_momentum(tmp_path, config_dir):
+    rank0, rank1 = launch_two_processes(
+        tmp_path, pretrain_args(tmp_path / "ddp", config_dir, "--max_steps", "3", "--per_device_train_batch_size", "4"))
     assert int(rank0["queue_ptr"]) == 3 * 2 * 4  # steps x global batch
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
     assert not torch.equal(rank0["queue"][:24], rank0["queue"][24:48])  # keys were written, not left random
+
+
+def test_a_process_whose_whole_batch_failed_to_decode_does_not_hang_the_others(tmp_path, config_dir):
+    # Batches of one image per process, half of the files undecodable: in some step one process has no image while
+    # the other trains; both must still meet in the gradient all-reduce and the key gather.
+    folder = image_folder(tmp_path / "images", per_class=2)
+    for i in range(6):
+        (tmp_path / "images" / "red" / f"bad{i}.png").write_bytes(b"not a PNG")
+    args = pretrain_args(tmp_path / "ddp", config_dir, "--train_dir", folder, "--train_val_split", "0", "--max_steps",
+                         "12", "--per_device_train_batch_size", "1")
+    rank0, rank1 = launch_two_processes(tmp_path, args, timeout=300)
+    empty0, empty1 = rank0.pop("empty_batches"), rank1.pop("empty_batches")
+    assert len(empty0) == len(empty1) == 12
+    assert (empty0 != empty1).any()  # a step where one process had no image while the other trained
+    assert int(rank0["queue_ptr"]) == 12 * 2 - int(empty0.sum() + empty1.sum())  # blank batches enqueue nothing
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
