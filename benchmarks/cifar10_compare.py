@@ -162,10 +162,20 @@ def finetune(args, variant: str, run_dir: Path, out: Path) -> dict:
 
 def write_report(args, results: dict) -> None:
     out = Path(args.output_dir)
-    (out / "results.json").write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
+    results_file = out / "results.json"
+    # Merge with what is on disk: invocations for different --variants may share an output dir and run at once.
+    on_disk = json.loads(results_file.read_text())["results"] if results_file.exists() else {}
+    mine = args.variants.split(",")
+    merged = {**{k: v for k, v in on_disk.items() if k not in mine}, **{k: results[k] for k in mine if k in results}}
+    results = {k: merged[k] for k in VARIANTS if k in merged}
+    tmp = results_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
+    tmp.replace(results_file)  # atomic: an interruption never leaves a half-written results.json
+    extra = f" plus `{args.extra_overrides}`" if args.extra_overrides else ""
     lines = [
-        f"CIFAR-10 (JPEG copy), {args.preset} with `{args.model_overrides or 'no overrides'}`, {args.epochs} epochs on "
-        f"{args.train_samples} training images, batch {args.batch_size}, seed {args.seed}.",
+        f"CIFAR-10 (JPEG copy), {args.preset} with `{args.model_overrides or 'no overrides'}`{extra}, {args.epochs} "
+        f"epochs on {args.train_samples} training images, batch {args.batch_size}, base learning rate "
+        f"{args.base_learning_rate:g}, seed {args.seed}.",
         "",
         "| variant | kNN top-1 (k=20) | linear probe top-1 | fine-tune top-1 | pretrain images/s | peak memory (MB) |",
         "| --- | --- | --- | --- | --- | --- |",
