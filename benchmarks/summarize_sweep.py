@@ -2,7 +2,8 @@
 
     python benchmarks/summarize_sweep.py benchmarks/results/cifar10_sweep > benchmarks/results/cifar10_sweep/summary.md
 
-A setting is described by what differs from cifar10_compare.py's defaults: config overrides, learning rate, seed.
+A setting is described by what differs from the sweep's `base` run (or, without one, from cifar10_compare.py's
+defaults): config overrides, learning rate, seed.
 """
 
 import json
@@ -18,12 +19,13 @@ DESCRIBED = ("base_learning_rate", "seed", "epochs", "train_samples", "batch_siz
 def describe(settings: dict, defaults: dict) -> str:
     parts = [settings["extra_overrides"]] if settings.get("extra_overrides") else []
     parts += [f"{k}={settings[k]}" for k in DESCRIBED if k in settings and settings[k] != defaults[k]]
-    return ", ".join(parts) or "defaults"
+    return ", ".join(parts) or "none"
 
 
 def main(folder: str) -> None:
-    defaults = vars(parse_args([]))
-    print("| setting (changes from the defaults) | variant | kNN top-1 (k=20) | linear probe top-1 |")
+    base = Path(folder) / "base" / "results.json"
+    defaults = json.loads(base.read_text())["settings"] if base.exists() else vars(parse_args([]))
+    print("| setting (changes from the base run) | variant | kNN top-1 (k=20) | linear probe top-1 |")
     print("| --- | --- | --- | --- |")
     for results_file in sorted(Path(folder).glob("*/results.json")):
         data = json.loads(results_file.read_text())
