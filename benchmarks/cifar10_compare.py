@@ -1,6 +1,6 @@
 """MACRL against MAE and MoCo on CIFAR-10 at an equal budget: same encoder, data, augmentations, epochs, batch, seed.
 
-    python benchmarks/cifar10_compare.py                       # CPU sizing (about 90 minutes on 2 cores)
+    python benchmarks/cifar10_compare.py                       # CPU sizing (45-60 minutes on 2 cores)
     python benchmarks/cifar10_compare.py --gpu                 # longer settings for a GPU: full ViT-Tiny, 100 epochs
 
 Variants (config overrides on one base config):
@@ -48,7 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--train_samples", type=int, default=10000)
     p.add_argument("--batch_size", type=int, default=256)
-    p.add_argument("--base_learning_rate", type=float, default=1.5e-4)
+    p.add_argument("--base_learning_rate", type=float, default=None,
+                   help="lr = this * batch / 256; default 1e-3 at the CPU sizing (200 steps: the best of the sweep, "
+                        "benchmarks/results/cifar10_sweep) and MAE's 1.5e-4 with --gpu")
     p.add_argument("--monitor_eval_samples", type=int, default=2000, help="test images for the per-epoch kNN")
     p.add_argument("--monitor_bank", type=int, default=5000, help="training images as per-epoch kNN memory bank")
     p.add_argument("--probe_epochs", type=int, default=100)
@@ -63,6 +65,8 @@ def parse_args(argv=None):
         args.model_overrides, args.epochs, args.train_samples = "", 100, 50000
         args.monitor_eval_samples, args.monitor_bank, args.finetune_epochs = 10000, 50000, 20
         args.finetune_samples, args.batch_size = 50000, 512
+    if args.base_learning_rate is None:
+        args.base_learning_rate = 1.5e-4 if args.gpu else 1e-3
     return args
 
 
