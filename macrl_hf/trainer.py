@@ -67,9 +67,9 @@ class MacrlTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pending_keys: list[torch.Tensor] = []
-        self._component_sums = torch.zeros(len(COMPONENTS), dtype=torch.float64)
-        self._component_counts = torch.zeros(len(COMPONENTS), dtype=torch.float64)
-        self._uses_contrastive = self.accelerator.unwrap_model(self.model).config.uses_contrastive
+        # Running sums and counts per component, kept on the training device: adding to them needs no host sync.
+        self._component_sums = torch.zeros(len(COMPONENTS), device=self.args.device)
+        self._component_counts = torch.zeros(len(COMPONENTS), device=self.args.device)
         self._last_momentum: float | None = None
         self.skipped_images: list[str] = []
         self._micro_batch = 0
@@ -115,18 +115,16 @@ class MacrlTrainer(Trainer):
             values[2] = q.std(dim=0).mean() * q.shape[1] ** 0.5
         for i, value in enumerate(values):
             if value is not None:
-                self._component_sums[i] += value.detach().float().to(self._component_sums.device)
+                self._component_sums[i] += value.detach().float()
                 self._component_counts[i] += 1
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         # Training logs (they carry "loss"): add the loss components averaged since the last log over micro-batches
         # and processes. Every process joins the reduce, also one that had no decodable image since the last log.
         if "loss" in logs:
-            totals = self.accelerator.reduce(
-                torch.stack([self._component_sums, self._component_counts]).to(self.args.device), reduction="sum"
-            )
+            totals = self.accelerator.reduce(torch.stack([self._component_sums, self._component_counts]), reduction="sum")
             for name, total, count in zip(COMPONENTS, *totals.cpu()):
-                if count > 0 and (name != "embedding_std" or self._uses_contrastive):
+                if count > 0:  # embedding_std has no count without a contrastive branch
                     logs[name] = round(float(total / count), 4)
             if self._last_momentum is not None:
                 logs["momentum"] = round(self._last_momentum, 6)

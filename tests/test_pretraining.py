@@ -39,6 +39,14 @@ def test_demo_run_leaves_a_self_contained_checkpoint(tmp_path, config_dir, caplo
     assert "macrl" in (out / "README.md").read_text()
 
 
+def test_mae_variant_logs_no_contrastive_monitors(tmp_path, config_dir):
+    trainer = run_pretraining(pretrain_args(tmp_path / "mae", config_dir, "--max_steps", "2", "--config_overrides",
+                                            "contrastive_weight=0"))
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 2 and all(entry["reconstruction_loss"] > 0 for entry in logged)
+    assert not {"embedding_std", "momentum"} & set(logged[0])
+
+
 def test_warmup_is_a_share_of_the_run_and_eval_keeps_only_the_loss(tmp_path):
     import run_pretraining as script
 
