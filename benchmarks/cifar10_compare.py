@@ -108,32 +108,12 @@ def run_pretraining_stage(args) -> None:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def linear_probe(train_x, train_y, test_x, test_y, epochs: int, num_classes: int, seed: int) -> float:
-    """MAE's linear probe on frozen features: BatchNorm1d(affine=False) + Linear, trained with AdamW."""
-    torch.manual_seed(seed)
-    head = torch.nn.Sequential(torch.nn.BatchNorm1d(train_x.shape[1], affine=False),
-                               torch.nn.Linear(train_x.shape[1], num_classes))
-    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-    for _ in range(epochs):
-        head.train()
-        for idx in torch.randperm(len(train_x)).split(1024):
-            loss = torch.nn.functional.cross_entropy(head(train_x[idx]), train_y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        schedule.step()
-    head.eval()
-    with torch.no_grad():
-        return (head(test_x).argmax(1) == test_y).float().mean().item()
-
-
 def frozen_evaluations(args, variant: str, run_dir: Path) -> dict:
     """kNN (k=20) and linear probe on the run's own training images, evaluated on the whole test split."""
     from datasets import load_dataset
 
     from macrl_hf import MacrlModel
-    from macrl_hf.evaluation import extract_features, knn_accuracy
+    from macrl_hf.evaluation import extract_features, knn_accuracy, linear_probe_accuracy
 
     data = load_dataset(args.dataset_name)
     train = data["train"].select(range(min(args.train_samples, len(data["train"]))))
@@ -147,7 +127,7 @@ def frozen_evaluations(args, variant: str, run_dir: Path) -> dict:
     test_x, test_y = extract_features(encoder, test, **common)
     return {
         "knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=10),
-        "linear_probe_top1": linear_probe(train_x, train_y, test_x, test_y, args.probe_epochs, 10, args.seed),
+        "linear_probe_top1": linear_probe_accuracy(train_x, train_y, test_x, test_y, args.probe_epochs, 10, args.seed),
     }
 
 

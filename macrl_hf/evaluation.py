@@ -1,6 +1,8 @@
-"""Feature extraction and weighted kNN classification (the monitor of solo-learn and DINO).
+"""Frozen-feature evaluation: feature extraction, weighted kNN (the monitor of solo-learn and DINO), MAE's linear
+probe and a few-shot logistic-regression probe (scikit-learn) on a small share of the labels.
 
     python -m macrl_hf.evaluation knn --model_name_or_path DIR --dataset_name ... (or --train_dir/--validation_dir)
+    python -m macrl_hf.evaluation fewshot --model_name_or_path DIR --dataset_name ... --label_fractions 0.01 0.1
 """
 
 import argparse
@@ -67,27 +69,95 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels, k=20,
     return (scores.argmax(dim=1) == test_labels).float().mean().item()
 
 
+def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, epochs: int = 100,
+                          num_classes: int | None = None, seed: int = 0, lr: float = 1e-2,
+                          batch_size: int = 1024) -> float:
+    """MAE's linear probe on frozen features: BatchNorm1d(affine=False) + Linear, AdamW, cosine schedule; top-1.
+    Seeds torch's global generator with `seed` (as the benchmarks have always done, so their figures reproduce)."""
+    num_classes = num_classes or int(train_labels.max()) + 1
+    torch.manual_seed(seed)
+    head = torch.nn.Sequential(torch.nn.BatchNorm1d(train_features.shape[1], affine=False),
+                               torch.nn.Linear(train_features.shape[1], num_classes))
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    for _ in range(epochs):
+        head.train()
+        for idx in torch.randperm(len(train_features)).split(batch_size):
+            loss = F.cross_entropy(head(train_features[idx]), train_labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        schedule.step()
+    head.eval()
+    with torch.no_grad():
+        return (head(test_features).argmax(1) == test_labels).float().mean().item()
+
+
+def balanced_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Indices of a seeded, class-balanced subset: `fraction` of each class's samples (at least one per class)."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for cls in labels.unique():
+        members = (labels == cls).nonzero().flatten()
+        n = max(1, round(fraction * len(members)))
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:n]])
+    return torch.cat(chosen).sort().values
+
+
+def fewshot_accuracy(train_features, train_labels, test_features, test_labels, fraction: float,
+                     draws: int = 5, seed: int = 0, cs=(0.01, 0.1, 1.0, 10.0)) -> list[float]:
+    """Top-1 of a logistic-regression probe (scikit-learn) trained on `fraction` of the training labels, one per
+    seeded class-balanced draw. The inverse regularisation C is chosen by 3-fold cross-validation on that labelled
+    subset only: the probe never sees the other labels nor the test set."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_x, test_x = train_features.float().numpy(), test_features.float().numpy()
+    train_y, test_y = train_labels.numpy(), test_labels.numpy()
+    accuracies = []
+    for draw in range(draws):
+        idx = balanced_subset(train_labels, fraction, seed + draw)
+        smallest_class = int(torch.bincount(train_labels[idx])[train_labels[idx].unique()].min())
+        if smallest_class >= 2:
+            probe = LogisticRegressionCV(Cs=list(cs), cv=min(3, smallest_class), max_iter=2000)
+        else:  # one label per class: nothing to cross-validate on
+            probe = LogisticRegression(C=1.0, max_iter=2000)
+        model = make_pipeline(StandardScaler(), probe)
+        idx = idx.numpy()
+        model.fit(train_x[idx], train_y[idx])
+        accuracies.append(float((model.predict(test_x) == test_y).mean()))
+    return accuracies
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Command line: `python -m macrl_hf.evaluation knn --model_name_or_path DIR --dataset_name ...`
 
 KNN_KS = (10, 20, 200)
 
 
+def checkpoint_features(model_name_or_path, train, validation, labels, image_column: str, batch_size: int = 256,
+                        num_workers: int = 0, device: str | None = None):
+    """(train features, train labels, validation features, validation labels) of a MACRL or ViT checkpoint."""
+    encoder, processor, pooling = load_encoder(model_name_or_path)
+    encoder.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    common = dict(image_column=image_column, label_column=labels.column, image_size=encoder.config.image_size,
+                  mean=processor.image_mean, std=processor.image_std, batch_size=batch_size, num_workers=num_workers,
+                  pooling=pooling)
+    return (*extract_features(encoder, labels.encode(train), **common),
+            *extract_features(encoder, labels.encode(validation), **common))
+
+
 def knn_evaluate(model_name_or_path, train, validation, labels, image_column: str, ks=KNN_KS, temperature=0.07,
                  batch_size: int = 256, num_workers: int = 0, device: str | None = None) -> dict[int, float]:
     """Weighted kNN top-1 accuracy of a MACRL or ViT checkpoint's features, for each k in `ks`."""
-    encoder, processor, pooling = load_encoder(model_name_or_path)
-    encoder.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    size = encoder.config.image_size
-    common = dict(image_column=image_column, label_column=labels.column, image_size=size, mean=processor.image_mean,
-                  std=processor.image_std, batch_size=batch_size, num_workers=num_workers, pooling=pooling)
-    train_features, train_labels = extract_features(encoder, labels.encode(train), **common)
-    test_features, test_labels = extract_features(encoder, labels.encode(validation), **common)
-    return {k: knn_accuracy(train_features, train_labels, test_features, test_labels, k, temperature,
-                            num_classes=len(labels.names)) for k in ks}
+    train_x, train_y, test_x, test_y = checkpoint_features(model_name_or_path, train, validation, labels,
+                                                           image_column, batch_size, num_workers, device)
+    return {k: knn_accuracy(train_x, train_y, test_x, test_y, k, temperature, num_classes=len(labels.names))
+            for k in ks}
 
 
-def _add_knn_arguments(parser) -> None:
+def _add_common_arguments(parser) -> None:
     parser.add_argument("--model_name_or_path", required=True, help="a MACRL checkpoint or any ViT checkpoint")
     parser.add_argument("--dataset_name", help="a Hub dataset id or a local dataset directory")
     parser.add_argument("--dataset_config_name")
@@ -97,10 +167,8 @@ def _add_knn_arguments(parser) -> None:
     parser.add_argument("--label_column_name")
     parser.add_argument("--train_val_split", type=float, default=0.15,
                         help="share of train held out when there is no validation split")
-    parser.add_argument("--max_train_samples", type=int, help="memory bank size (the first N training images)")
+    parser.add_argument("--max_train_samples", type=int, help="use the first N training images")
     parser.add_argument("--max_eval_samples", type=int)
-    parser.add_argument("--k", type=int, nargs="+", default=list(KNN_KS), help="neighbour counts")
-    parser.add_argument("--temperature", type=float, default=0.07, help="similarity temperature of the votes")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--num_workers", type=int, default=0)
     parser.add_argument("--device", help="default: cuda when available, else cpu")
@@ -108,11 +176,27 @@ def _add_knn_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=42, help="seed of the train/validation split")
 
 
+def _label_fraction(value: str) -> float:
+    fraction = float(value)
+    if not 0.0 < fraction <= 1.0:
+        raise argparse.ArgumentTypeError(f"--label_fractions {value}: must be in (0, 1], e.g. 0.01 for 1 %")
+    return fraction
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m macrl_hf.evaluation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    _add_knn_arguments(commands.add_parser("knn", help="weighted kNN top-1 accuracy of frozen features"))
+    knn = commands.add_parser("knn", help="weighted kNN top-1 accuracy of frozen features")
+    _add_common_arguments(knn)
+    knn.add_argument("--k", type=int, nargs="+", default=list(KNN_KS), help="neighbour counts")
+    knn.add_argument("--temperature", type=float, default=0.07, help="similarity temperature of the votes")
+    fewshot = commands.add_parser("fewshot", help="logistic-regression probe on a small share of the labels")
+    _add_common_arguments(fewshot)
+    fewshot.add_argument("--label_fractions", type=_label_fraction, nargs="+", default=[0.01, 0.1],
+                         help="shares of the training labels, each drawn class-balanced")
+    fewshot.add_argument("--draws", type=int, default=5, help="seeded draws of each labelled subset")
+    fewshot.add_argument("--draw_seed", type=int, default=0, help="seed of the first draw")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -123,13 +207,26 @@ def main(argv=None) -> dict:
         raise ValueError(f"{data.name}: no validation split to classify; pass --validation_dir or --train_val_split")
     labels = resolve_labels(data.train, data.validation, data.label_column, data.name, from_folders=bool(
         args.dataset_name is None and (args.train_dir or args.validation_dir)))
-    accuracies = knn_evaluate(args.model_name_or_path, data.train, data.validation, labels, data.image_column,
-                              args.k, args.temperature, args.batch_size, args.num_workers, args.device)
-    print(f"kNN on {data.name}: {len(data.train)} train / {len(data.validation)} validation images, "
-          f"{len(labels.names)} classes, temperature {args.temperature}")
-    for k, accuracy in accuracies.items():
-        print(f"k={k:<4d} top-1 {100 * accuracy:6.2f}%")
-    return accuracies
+    features = checkpoint_features(args.model_name_or_path, data.train, data.validation, labels, data.image_column,
+                                   args.batch_size, args.num_workers, args.device)
+    header = (f"on {data.name}: {len(data.train)} train / {len(data.validation)} validation images, "
+              f"{len(labels.names)} classes")
+    if args.command == "knn":
+        accuracies = {k: knn_accuracy(*features, k, args.temperature, num_classes=len(labels.names)) for k in args.k}
+        print(f"kNN {header}, temperature {args.temperature}")
+        for k, accuracy in accuracies.items():
+            print(f"k={k:<4d} top-1 {100 * accuracy:6.2f}%")
+        return accuracies
+    results = {}
+    print(f"Few-shot logistic regression {header}, {args.draws} class-balanced draws per share")
+    for fraction in args.label_fractions:
+        draws = fewshot_accuracy(*features, fraction, args.draws, args.draw_seed)
+        mean = sum(draws) / len(draws)
+        std = (sum((a - mean) ** 2 for a in draws) / max(len(draws) - 1, 1)) ** 0.5
+        results[fraction] = {"mean": mean, "std": std, "draws": draws}
+        print(f"{100 * fraction:g} % of labels: top-1 {100 * mean:6.2f}% +- {100 * std:.2f} "
+              f"({', '.join(f'{100 * a:.2f}' for a in draws)})")
+    return results
 
 
 if __name__ == "__main__":

@@ -1,0 +1,334 @@
+"""Does MACRL learn better features than MAE and MoCo, and at which budget? The paper's three claims on CIFAR-10.
+
+One command per stage; each resumes after an interruption (finished runs are read back, an interrupted pretraining
+continues from its last checkpoint) and runs its jobs `--jobs` at a time with the CPU cores split between them:
+
+    python benchmarks/cifar10_evidence.py pretrain --budgets 1,2,4,8 --seeds 0     # budget curve (+ kNN, probes)
+    python benchmarks/cifar10_evidence.py pretrain --budgets 4,8 --seeds 1         # second seed at the largest
+    python benchmarks/cifar10_evidence.py finetune --budget 8 --finetune_epochs 1,2,4,8
+    python benchmarks/cifar10_evidence.py attention --budget 8
+    python benchmarks/cifar10_evidence.py report                                   # tables and plots
+    python benchmarks/cifar10_evidence.py pretrain ... --gpu                       # GPU sizing (see --gpu)
+
+Budget b means b x 50,000 images seen (b epochs over all 50,000 CIFAR-10 training images; 195 steps of 256 each) at
+the CPU sizing, the unit of the earlier comparison (benchmarks/cifar10_compare.py). Every variant shares the encoder,
+data, augmentations, heads, schedule and seeds; only its loss differs (see VARIANTS). After pretraining, on the
+10,000 test images: weighted kNN (k=20, the 50,000 training images as memory bank), MAE's linear probe
+(BatchNorm + linear layer on frozen CLS features, 100 epochs) and few-shot logistic regression (scikit-learn) with
+1 % and 10 % of the training labels (class-balanced, 5 seeded draws). Fine-tuning: run_classification.py from the
+`--budget` checkpoints for 1, 2, 4, 8 epochs on 10,000 training images, each its own run with its own schedule.
+Attention: the last layer's CLS attention of each variant on the same 8 test images, and two measured proxies over
+the test set (see attention_proxies).
+
+`--extra_overrides` + `--tag` run a modified method (e.g. `--extra_overrides predictor_hidden_size=512 --tag pred`);
+its results sit beside the untagged ones. Per-run results land in OUTPUT_DIR/evals/*.json (small, committed);
+checkpoints in OUTPUT_DIR/runs/ (not committed).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cifar10_compare import CIFAR, CPU_MODEL, VARIANTS  # noqa: E402 - the same variants and CPU sizing
+from cifar10_report import load_evals  # noqa: E402
+
+STAGES = ("pretrain", "finetune", "attention", "report")
+TRAIN_IMAGES = 50000
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=STAGES + ("_pretrain_job", "_finetune_job"))
+    p.add_argument("--output_dir", default=str(ROOT / "benchmarks" / "results" / "evidence"))
+    p.add_argument("--dataset_name", default=str(CIFAR))
+    p.add_argument("--variants", default="macrl,mae,moco", help=f"some of {sorted(VARIANTS)}")
+    p.add_argument("--budgets", default="1,2,4,8", help="multiples of the unit budget (50,000 images seen on CPU)")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--jobs", type=int, default=2, help="jobs at a time; the CPU cores are split between them")
+    p.add_argument("--preset", default="vit-tiny-patch4-32")
+    p.add_argument("--model_overrides", default=CPU_MODEL, help="config overrides shared by all variants")
+    p.add_argument("--extra_overrides", default="", help="appended to every variant: a modified method")
+    p.add_argument("--tag", default="", help="names the runs of --extra_overrides (required with it)")
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--base_learning_rate", type=float, default=None, help="default 1e-3 (CPU), 1.5e-4 (--gpu)")
+    p.add_argument("--unit_epochs", type=float, default=1.0, help="epochs over the training set per budget unit")
+    p.add_argument("--probe_epochs", type=int, default=100)
+    p.add_argument("--fewshot_fractions", default="0.01,0.1")
+    p.add_argument("--fewshot_draws", type=int, default=5)
+    p.add_argument("--budget", type=float, default=None, help="finetune/attention: the budget to start from "
+                   "(default: the largest with a run of every variant)")
+    p.add_argument("--finetune_epochs", default="1,2,4,8")
+    p.add_argument("--finetune_samples", type=int, default=10000)
+    p.add_argument("--finetune_seeds", default="0")
+    p.add_argument("--attention_images", type=int, default=8)
+    p.add_argument("--gpu", action="store_true",
+                   help="GPU sizing: the full preset, a unit of 20 epochs, batch 512, bf16, 8 loader workers, "
+                        "base LR 1.5e-4, one job at a time, fine-tuning on all 50,000 images")
+    p.add_argument("--job", default=None, help=argparse.SUPPRESS)  # internal: one job's JSON spec
+    args = p.parse_args(argv)
+    if args.gpu:
+        args.model_overrides, args.unit_epochs, args.batch_size, args.jobs = "", 20.0, 512, 1
+        args.finetune_samples = TRAIN_IMAGES
+    if args.base_learning_rate is None:
+        args.base_learning_rate = 1.5e-4 if args.gpu else 1e-3
+    if args.extra_overrides and not args.tag:
+        p.error("--extra_overrides needs a --tag naming the modified method")
+    for name in args.variants.split(","):
+        if name not in VARIANTS:
+            p.error(f"--variants: unknown variant {name!r}; choose from {sorted(VARIANTS)}")
+    return args
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def budget_name(budget: float) -> str:
+    return f"{budget:g}x"
+
+
+def run_name(variant: str, budget: float, seed: int, tag: str = "") -> str:
+    return f"{variant}{'+' + tag if tag else ''}-{budget_name(budget)}-s{seed}"
+
+
+def overrides(args, variant: str) -> str:
+    return ",".join(x for x in (args.model_overrides, VARIANTS[variant], args.extra_overrides) if x)
+
+
+def write_json(path: Path, data) -> None:
+    """Atomic: an interruption never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Jobs (each in its own process: its own threads, peak memory and log)
+
+
+def pretrain_command(args, job: dict, run_dir: Path) -> list[str]:
+    cmd = [
+        "--dataset_name", args.dataset_name, "--preset", args.preset,
+        "--config_overrides", overrides(args, job["variant"]), "--output_dir", str(run_dir),
+        "--num_train_epochs", f"{job['budget'] * args.unit_epochs:g}",
+        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "512",
+        "--base_learning_rate", str(args.base_learning_rate), "--seed", str(job["seed"]),
+        "--max_eval_samples", "2000", "--knn_bank_size", "5000",  # the per-epoch monitor only
+        "--eval_strategy", "epoch", "--save_strategy", "steps", "--save_steps", "100", "--save_total_limit", "1",
+        "--logging_steps", "20", "--report_to", "none", "--disable_tqdm", "true",
+    ]
+    if args.gpu:
+        cmd += ["--bf16", "true", "--dataloader_num_workers", "8"]
+    else:
+        cmd += ["--use_cpu", "true", "--dataloader_num_workers", "0"]
+    return cmd
+
+
+def frozen_features(args, run_dir: Path):
+    """CLS features of all training and test images from a run's online encoder, cached beside the checkpoint."""
+    import torch
+
+    cache = run_dir / "features.pt"
+    if cache.exists():
+        return torch.load(cache)
+    from datasets import load_dataset
+
+    from macrl_hf import MacrlModel
+    from macrl_hf.data import IMAGE_COLUMN_CANDIDATES, LABEL_COLUMN_CANDIDATES
+    from macrl_hf.evaluation import extract_features
+
+    data = load_dataset(args.dataset_name)
+    columns = data["train"].column_names
+    image = next(c for c in IMAGE_COLUMN_CANDIDATES if c in columns)
+    label = next(c for c in LABEL_COLUMN_CANDIDATES if c in columns)
+    encoder = MacrlModel.from_pretrained(run_dir).to("cuda" if torch.cuda.is_available() else "cpu")
+    processor = json.loads((run_dir / "preprocessor_config.json").read_text())
+    common = dict(image_column=image, label_column=label, image_size=encoder.config.image_size,
+                  mean=processor["image_mean"], std=processor["image_std"], batch_size=512,
+                  pooling=encoder.config.pooling)
+    features = (*extract_features(encoder, data["train"], **common), *extract_features(encoder, data["test"], **common))
+    torch.save(features, cache)
+    return features
+
+
+def pretrain_job(args, job: dict) -> None:
+    import torch
+
+    import run_pretraining
+    from macrl_hf.evaluation import fewshot_accuracy, knn_accuracy, linear_probe_accuracy
+
+    run_dir = Path(args.output_dir) / "runs" / job["name"]
+    if not (run_dir / "train_results.json").exists():
+        start = time.time()
+        trainer = run_pretraining.main(pretrain_command(args, job, run_dir))
+        history = trainer.state.log_history
+        curve = sorted({e["epoch"]: e["eval_knn_top1_k20"] for e in history if "eval_knn_top1_k20" in e}.items())
+        last = [e for e in history if "embedding_std" in e or "reconstruction_loss" in e]
+        write_json(run_dir / "pretrain_summary.json", {
+            "pretrain_seconds": round(time.time() - start, 1), "steps": trainer.state.global_step,
+            "knn_curve_2000_test_images": curve, "last_log": last[-1] if last else {},
+        })
+    summary = json.loads((run_dir / "pretrain_summary.json").read_text())
+    train = json.loads((run_dir / "train_results.json").read_text())
+    train_x, train_y, test_x, test_y = frozen_features(args, run_dir)
+    num_classes = int(train_y.max()) + 1
+    result = {**{k: job[k] for k in ("variant", "tag", "budget", "seed")},
+              "images_seen": summary["steps"] * args.batch_size, **summary,
+              "train_samples_per_second": train.get("train_samples_per_second"),
+              "overrides": overrides(args, job["variant"]), "base_learning_rate": args.base_learning_rate,
+              "threads": torch.get_num_threads(),
+              "knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=num_classes),
+              "linear_probe_top1": linear_probe_accuracy(train_x, train_y, test_x, test_y, args.probe_epochs,
+                                                         num_classes, seed=job["seed"]),
+              "fewshot": {f"{f:g}": fewshot_accuracy(train_x, train_y, test_x, test_y, f, args.fewshot_draws)
+                          for f in floats(args.fewshot_fractions)}}
+    write_json(Path(args.output_dir) / "evals" / f"{job['name']}.json", result)
+
+
+def finetune_job(args, job: dict) -> None:
+    out = Path(args.output_dir) / "finetune" / job["name"]
+    if not (out / "all_results.json").exists():
+        cmd = [sys.executable, str(ROOT / "run_classification.py"), "--model_name_or_path", job["source"],
+               "--dataset_name", args.dataset_name, "--output_dir", str(out), "--protocol", "finetune",
+               "--num_train_epochs", f"{job['epochs']:g}", "--max_train_samples", str(args.finetune_samples),
+               "--per_device_train_batch_size", "128", "--per_device_eval_batch_size", "512",
+               "--learning_rate", "1e-3", "--layer_decay", "0.75", "--weight_decay", "0.05",
+               "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--seed", str(job["seed"]),
+               "--disable_tqdm", "true"]
+        cmd += ["--bf16", "true", "--dataloader_num_workers", "8"] if args.gpu else ["--use_cpu", "true"]
+        subprocess.run(cmd, check=True, cwd=ROOT)
+    results = json.loads((out / "all_results.json").read_text())
+    write_json(Path(args.output_dir) / "evals" / f"{job['name']}.json", {
+        **{k: job[k] for k in ("variant", "tag", "budget", "seed", "epochs")}, "finetune_top1": results["eval_accuracy"],
+        "finetune_samples": args.finetune_samples, "train_runtime": results.get("train_runtime")})
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Scheduling
+
+
+def run_jobs(args, stage: str, jobs: list[dict]) -> None:
+    """Run the jobs whose result is missing, `args.jobs` at a time, each with its share of the CPU threads."""
+    out = Path(args.output_dir)
+    todo = [j for j in jobs if not (out / "evals" / f"{j['name']}.json").exists()]
+    print(f"{stage}: {len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}, "
+          f"{args.jobs} at a time", flush=True)
+    lock = out / f".{stage}.lock"
+    if lock.exists() and _alive(int(lock.read_text() or 0)):
+        sys.exit(f"{stage}: another invocation (pid {lock.read_text()}) is running on {out}; wait for it or stop it")
+    lock.write_text(str(os.getpid()))
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    running, failed = {}, []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            job = todo.pop(0)
+            log = out / "logs" / f"{job['name']}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, __file__, f"_{stage}_job", "--job", json.dumps(job)] + _shared_argv(args)
+            handle = open(log, "a")  # noqa: SIM115 - closed when the job ends
+            running[job["name"]] = (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT),
+                                    handle, time.time())
+            print(f"  started {job['name']} (log: {log})", flush=True)
+        time.sleep(5)
+        for name, (proc, handle, started) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            handle.close()
+            del running[name]
+            minutes = (time.time() - started) / 60
+            if proc.returncode == 0:
+                print(f"  finished {name} in {minutes:.1f} min", flush=True)
+            else:
+                failed.append(name)
+                print(f"  FAILED {name} (exit {proc.returncode}) after {minutes:.1f} min; see its log", flush=True)
+    lock.unlink(missing_ok=True)
+    if failed:
+        sys.exit(f"{stage}: {len(failed)} job(s) failed: {', '.join(failed)}; rerun the same command to retry them")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return pid > 0
+
+
+def _shared_argv(args) -> list[str]:
+    """The options of this invocation, to pass on to a job process."""
+    keep = ("output_dir", "dataset_name", "preset", "model_overrides", "extra_overrides", "batch_size",
+            "base_learning_rate", "unit_epochs", "probe_epochs", "fewshot_fractions", "fewshot_draws",
+            "finetune_samples", "tag")
+    argv = [f"--{k}={getattr(args, k)}" for k in keep]
+    return argv + (["--gpu"] if args.gpu else [])
+
+
+def pretrain_jobs(args) -> list[dict]:
+    jobs = [{"name": run_name(v, b, s, args.tag), "variant": v, "tag": args.tag, "budget": b, "seed": s}
+            for b in floats(args.budgets) for s in map(int, floats(args.seeds)) for v in args.variants.split(",")]
+    return sorted(jobs, key=lambda j: (j["budget"], j["seed"]))  # small budgets first: a curve exists early
+
+
+def default_budget(args) -> float:
+    if args.budget is not None:
+        return args.budget
+    evals = load_evals(Path(args.output_dir))
+    done = {}
+    for r in evals.values():
+        if "linear_probe_top1" in r and not r.get("tag"):
+            done.setdefault(r["budget"], set()).add(r["variant"])
+    full = [b for b, v in done.items() if set(args.variants.split(",")) <= v]
+    if not full:
+        sys.exit("no budget has a finished pretraining of every variant yet: run the pretrain stage first")
+    return max(full)
+
+
+def finetune_jobs(args) -> list[dict]:
+    budget = default_budget(args)
+    jobs = []
+    for seed in map(int, floats(args.finetune_seeds)):
+        for variant in args.variants.split(","):
+            source = Path(args.output_dir) / "runs" / run_name(variant, budget, seed, args.tag)
+            if not (source / "model.safetensors").exists():
+                sys.exit(f"finetune: {source} holds no finished pretraining; run the pretrain stage first")
+            for epochs in floats(args.finetune_epochs):
+                name = f"ft{epochs:g}-{run_name(variant, budget, seed, args.tag)}"
+                jobs.append({"name": name, "variant": variant, "tag": args.tag, "budget": budget, "seed": seed,
+                             "epochs": epochs, "source": str(source)})
+    return sorted(jobs, key=lambda j: -j["epochs"])  # longest first: the two lanes end together
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.output_dir)
+    if args.stage.startswith("_"):  # inside a job process
+        job = json.loads(args.job)
+        return pretrain_job(args, job) if args.stage == "_pretrain_job" else finetune_job(args, job)
+    if args.stage in ("pretrain", "finetune") and not Path(args.dataset_name).exists():
+        sys.exit(f"CIFAR-10 not found at {args.dataset_name}; pass --dataset_name (a local copy or uoft-cs/cifar10)")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.stage == "pretrain":
+        run_jobs(args, "pretrain", pretrain_jobs(args))
+    elif args.stage == "finetune":
+        run_jobs(args, "finetune", finetune_jobs(args))
+    elif args.stage == "attention":
+        from cifar10_attention import attention_stage
+
+        attention_stage(args, default_budget(args), run_name)
+    from cifar10_report import write_report
+
+    write_report(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Tables and plots of benchmarks/cifar10_evidence.py from its per-run results (OUTPUT_DIR/evals/*.json).
+
+    python benchmarks/cifar10_evidence.py report      # or: python benchmarks/cifar10_report.py [OUTPUT_DIR]
+
+Writes OUTPUT_DIR/results.md (every table), budget_curve.png and finetune_curve.png. Each figure is the mean over
+seeds with the sample standard deviation (one seed: no spread shown); the raw values are in evals/.
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ORDER = ("macrl", "mae", "moco")
+
+
+def load_evals(out: Path) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((out / "evals").glob("*.json"))}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "not run"
+    m, s = mean_std(values)
+    if len(values) == 1:
+        return f"{100 * m:.1f}"
+    return f"{100 * m:.1f} ± {100 * s:.1f} ({', '.join(f'{100 * v:.1f}' for v in values)})"
+
+
+def method(r: dict) -> str:
+    return r["variant"] + (f"+{r['tag']}" if r.get("tag") else "")
+
+
+def method_key(name: str):
+    base, _, tag = name.partition("+")
+    return (ORDER.index(base) if base in ORDER else len(ORDER), tag)
+
+
+def pretrain_table(evals: dict) -> list[str]:
+    groups = defaultdict(list)  # (budget, method) -> runs, seed order
+    for r in evals.values():
+        if "linear_probe_top1" in r:
+            groups[(r["budget"], method(r))].append(r)
+    lines = ["| budget (images seen) | method | seeds | kNN top-1 (k=20) | linear probe top-1 | 1 % labels "
+             "(few-shot) | 10 % labels (few-shot) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (budget, name) in sorted(groups, key=lambda k: (k[0], method_key(k[1]))):
+        runs = sorted(groups[(budget, name)], key=lambda r: r["seed"])
+        seen = runs[0]["images_seen"]
+
+        def fewshot(fraction, runs=runs):  # the mean over draws of each seed, then over seeds
+            return [statistics.fmean(r["fewshot"][fraction]) for r in runs if fraction in r.get("fewshot", {})]
+
+        lines.append(f"| {budget:g}x ({seen:,}) | {name} | {','.join(str(r['seed']) for r in runs)} | "
+                     f"{cell([r['knn_top1'] for r in runs])} | {cell([r['linear_probe_top1'] for r in runs])} | "
+                     f"{cell(fewshot('0.01'))} | {cell(fewshot('0.1'))} |")
+    return lines
+
+
+def finetune_table(evals: dict) -> list[str]:
+    groups = defaultdict(list)  # (method, budget) -> {epochs: [top1 per seed]}
+    for r in evals.values():
+        if "finetune_top1" in r:
+            groups[(method(r), r["budget"])].append(r)
+    if not groups:
+        return []
+    epochs = sorted({r["epochs"] for runs in groups.values() for r in runs})
+    lines = ["| method (pretrained at) | " + " | ".join(f"{e:g} epoch{'s' if e != 1 else ''}" for e in epochs) + " |",
+             "| --- |" + " --- |" * len(epochs)]
+    for (name, budget) in sorted(groups, key=lambda k: (method_key(k[0]), k[1])):
+        runs = groups[(name, budget)]
+        cells = [cell([r["finetune_top1"] for r in sorted(runs, key=lambda r: r["seed"]) if r["epochs"] == e])
+                 for e in epochs]
+        lines.append(f"| {name} ({budget:g}x) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_budget_curve(evals: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = (("knn_top1", "kNN top-1 (k=20)"), ("linear_probe_top1", "linear probe top-1"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (key, title) in zip(axes, metrics):
+        series = defaultdict(lambda: defaultdict(list))
+        for r in evals.values():
+            if key in r and not r.get("tag"):
+                series[r["variant"]][r["images_seen"]].append(100 * r[key])
+        for name in sorted(series, key=method_key):
+            xs = sorted(series[name])
+            stats = [mean_std(series[name][x]) for x in xs]
+            ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("images seen in pretraining")
+        ax.set_ylabel(f"{title} (%)")
+        ax.set_title(f"CIFAR-10 test: {title}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_finetune_curve(evals: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = defaultdict(lambda: defaultdict(list))
+    for r in evals.values():
+        if "finetune_top1" in r and not r.get("tag"):
+            series[f"{r['variant']} ({r['budget']:g}x)"][r["epochs"]].append(100 * r["finetune_top1"])
+    if not series:
+        return
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name in sorted(series, key=lambda n: method_key(n.split(" ")[0])):
+        xs = sorted(series[name])
+        stats = [mean_std(series[name][x]) for x in xs]
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("fine-tuning epochs")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title("CIFAR-10 fine-tuning efficiency")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(out: Path) -> str:
+    evals = load_evals(out)
+    lines = ["# CIFAR-10 evidence (benchmarks/cifar10_evidence.py)", "",
+             "Mean ± sample std over seeds (the seeds' values in brackets); few-shot: each seed's mean over its "
+             "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
+    lines += pretrain_table(evals)
+    ft = finetune_table(evals)
+    if ft:
+        lines += ["", "## Fine-tuning efficiency (test top-1 after N epochs, each its own run)", ""] + ft
+    attention = out / "attention.md"
+    if attention.exists():
+        lines += ["", attention.read_text().strip()]
+    text = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(text)
+    if evals:
+        plot_budget_curve(evals, out / "budget_curve.png")
+        plot_finetune_curve(evals, out / "finetune_curve.png")
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    write_report(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results" / "evidence")
