@@ -1,4 +1,17 @@
 #!/usr/bin/env python
+# Copyright 2026 The macrl-hf Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Pretrain a ViT with MACRL (masked contrastive representation learning) on your images.
 
     accelerate launch run_pretraining.py --output_dir runs/demo                 # built-in offline demo data

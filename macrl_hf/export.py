@@ -1,3 +1,16 @@
+# Copyright 2026 The macrl-hf Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Export the online encoder of a MACRL checkpoint as a plain transformers `ViTModel` or `ViTForImageClassification`.
 
     python -m macrl_hf.export --model_name_or_path runs/demo --output_dir vit-out [--num_labels 10]

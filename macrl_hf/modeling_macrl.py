@@ -1,3 +1,16 @@
+# Copyright 2026 The macrl-hf Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """MACRL: masked contrastive representation learning (arXiv 2211.06012) as a transformers model.
 
 Online branch: a ViT encoder sees the visible patches of a strongly augmented view; a light MAE decoder
@@ -11,7 +24,6 @@ config (relatively), so `save_pretrained` can ship it for `trust_remote_code` lo
 """
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -20,12 +32,15 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.models.vit_mae.modeling_vit_mae import (
+    ViTMAEAttention,
     ViTMAEDecoder,
     ViTMAEEmbeddings,
     ViTMAELayer,
     build_2d_sinusoidal_position_embedding,
 )
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_macrl import MacrlConfig
 
@@ -160,17 +175,6 @@ def update_momentum(online: nn.Module, target: nn.Module, momentum: float) -> No
     torch._foreach_add_(target_params, online_params, alpha=1.0 - momentum)
 
 
-@contextmanager
-def _attention_implementation(config, implementation: str):
-    """Temporarily switch the attention kernel (attention weights are only returned by `eager`)."""
-    previous = config._attn_implementation
-    config._attn_implementation = implementation
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 
 
@@ -183,6 +187,9 @@ class MacrlPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["ViTMAEEmbeddings", "ViTMAELayer", "ViTMAEDecoder"]
     _supports_sdpa = True
+    # transformers' standard output capture (as ViTMAE): `output_hidden_states` / `output_attentions` record these
+    # modules' outputs through hooks. Attention weights exist only with `attn_implementation="eager"`.
+    _can_record_outputs = {"hidden_states": ViTMAELayer, "attentions": ViTMAEAttention}
 
     def _init_weights(self, module):
         # The MAE recipe: xavier-uniform linears, fixed 2-D sin-cos position embeddings, N(0, 0.02) tokens.
@@ -252,23 +259,22 @@ class MacrlModel(MacrlPreTrainedModel):
             return last_hidden_state[:, 1:].mean(dim=1)
         return last_hidden_state[:, 0]
 
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         pixel_values: torch.Tensor,
         mask_ratio: float = 0.0,
         noise: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
-    ) -> MacrlModelOutput | tuple:
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-
+    ) -> MacrlModelOutput:
+        r"""
+        pixel_values: `(batch, channels, height, width)`.
+        mask_ratio: share of patches to hide (0: encode the whole image, as for feature extraction).
+        noise: `(batch, num_patches)`, makes the masking deterministic (as in ViTMAE).
+        interpolate_pos_encoding: interpolate the position embeddings to encode another image size.
+        `output_hidden_states`, `output_attentions` and `return_dict` work as in every transformers model.
+        """
         embeddings = self.embeddings
         height, width = pixel_values.shape[-2:]
         patches = embeddings.patch_embeddings(pixel_values.to(embeddings.patch_embeddings.projection.weight.dtype))
@@ -285,34 +291,17 @@ class MacrlModel(MacrlPreTrainedModel):
         tokens, mask, ids_restore = random_masking(patches + position[:, 1:], mask_ratio, noise)
         cls = (embeddings.cls_token + position[:, :1]).expand(tokens.shape[0], -1, -1)
         hidden = torch.cat([cls, tokens], dim=1)
-
-        all_hidden = (hidden,) if output_hidden_states else None
-        attentions = [] if output_attentions else None
-        hooks = []
-        if output_attentions:
-            hooks = [
-                layer.attention.register_forward_hook(lambda m, i, o: attentions.append(o[1])) for layer in self.layers
-            ]
-        kernel = "eager" if output_attentions else self.config._attn_implementation
-        try:
-            with _attention_implementation(self.config, kernel):
-                for layer in self.layers:
-                    hidden = layer(hidden, None, **kwargs)
-                    if output_hidden_states:
-                        all_hidden += (hidden,)
-        finally:
-            for hook in hooks:
-                hook.remove()
+        for layer in self.layers:
+            hidden = layer(hidden, None, **kwargs)
         hidden = self.layernorm(hidden)
-        out = MacrlModelOutput(
-            last_hidden_state=hidden,
-            pooler_output=self.pool(hidden),
-            mask=mask,
-            ids_restore=ids_restore,
-            hidden_states=all_hidden,
-            attentions=tuple(attentions) if output_attentions else None,
-        )
-        return out if return_dict else out.to_tuple()
+        return MacrlModelOutput(last_hidden_state=hidden, pooler_output=self.pool(hidden), mask=mask,
+                                ids_restore=ids_restore)
+
+
+class MacrlMomentumEncoder(MacrlModel):
+    """The momentum (EMA teacher) encoder of `MacrlForPreTraining`: a `MacrlModel` that gradients never train and
+    that is never the base model (that is the online encoder, `MacrlForPreTraining.vit`). Its own class says so to
+    transformers' loader, which finds a head's base model by class."""
 
 
 class MacrlProjector(nn.Module):
@@ -348,8 +337,10 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             self.decoder = None
         if config.uses_contrastive:
             self.projector = MacrlProjector(config)
-            self.momentum_encoder = MacrlModel(config)
+            self.momentum_encoder = MacrlMomentumEncoder(config)
             self.momentum_projector = MacrlProjector(config)
+            # The queue starts empty: zero rows have similarity 0 to every query, so until real keys replace them
+            # (after queue_size / batch steps) they only add a constant to the InfoNCE denominator.
             self.register_buffer("queue", torch.zeros(config.queue_size, config.projection_dim))
             self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         else:
@@ -364,7 +355,7 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             for online, target in self.momentum_pairs():
                 for p_online, p_target in zip(online.parameters(), target.parameters()):
                     init.copy_(p_target, p_online)
-            init.copy_(self.queue, F.normalize(torch.randn_like(self.queue), dim=1))
+            init.zeros_(self.queue)
             init.zeros_(self.queue_ptr)
 
     def _freeze_constant_parameters(self) -> None:
@@ -420,15 +411,13 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
         loss = reconstruction_loss(logits, target, encoded.mask, self.config.reconstruction_loss)
         return logits, loss
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         momentum_pixel_values: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
         momentum_noise: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         return_loss: bool = True,
         **kwargs,
     ) -> MacrlForPreTrainingOutput | tuple:
@@ -436,9 +425,9 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
         pixel_values: the main (strong) view, `(batch, channels, image_size, image_size)`.
         momentum_pixel_values: the momentum (weak) view; defaults to `pixel_values`.
         noise / momentum_noise: `(batch, num_patches)` to make each branch's masking deterministic (as ViTMAE).
+        `output_hidden_states` / `output_attentions` return the online encoder's, as in every transformers model.
         """
         config = self.config
-        return_dict = return_dict if return_dict is not None else config.return_dict
         zero = pixel_values.new_zeros(())
         momentum_view = pixel_values if momentum_pixel_values is None else momentum_pixel_values
         key = momentum_encoded = None
@@ -447,20 +436,14 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             # activations, which on CPU saves ~100k page faults a step (benchmarks/step_speed.py).
             with torch.no_grad():
                 momentum_encoded = self.momentum_encoder(
-                    momentum_view, mask_ratio=config.momentum_mask_ratio, noise=momentum_noise, return_dict=True
+                    momentum_view, mask_ratio=config.momentum_mask_ratio, noise=momentum_noise,
+                    output_hidden_states=False, output_attentions=False,  # the teacher's are never returned
                 )
                 key = F.normalize(self.momentum_projector(momentum_encoded.pooler_output), dim=1)
             if not (config.decode_momentum_branch and config.uses_reconstruction):
                 momentum_encoded = None
 
-        encoded = self.vit(
-            pixel_values,
-            mask_ratio=config.mask_ratio,
-            noise=noise,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+        encoded = self.vit(pixel_values, mask_ratio=config.mask_ratio, noise=noise, **kwargs)
         logits, rec_loss = None, zero
         if config.uses_reconstruction:
             logits, rec_loss = self._reconstruct(encoded, pixel_values)
@@ -488,7 +471,14 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             hidden_states=encoded.hidden_states,
             attentions=encoded.attentions,
         )
-        return out if return_dict else out.to_tuple()
+        return out
 
 
-__all__ = ["MacrlModel", "MacrlForPreTraining", "MacrlPreTrainedModel", "MacrlModelOutput", "MacrlForPreTrainingOutput"]
+__all__ = [
+    "MacrlModel",
+    "MacrlMomentumEncoder",
+    "MacrlForPreTraining",
+    "MacrlPreTrainedModel",
+    "MacrlModelOutput",
+    "MacrlForPreTrainingOutput",
+]

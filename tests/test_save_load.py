@@ -73,3 +73,19 @@ def test_trust_remote_code_in_a_process_without_macrl_hf(tiny_config, images, tm
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert abs(float(result.stdout.strip().splitlines()[-1]) - expected) < 1e-5
+
+
+def test_from_an_encoder_checkpoint_the_teacher_starts_as_a_copy_and_the_queue_empty(tiny_config, tmp_path):
+    # Continuing from a bare encoder (a MacrlModel, or an exported ViT's weights): the online encoder loads, the
+    # momentum encoder starts as its exact copy (not at random), the queue starts empty.
+    encoder = MacrlModel(tiny_config())
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(torch.randn_like(p))
+    encoder.save_pretrained(tmp_path)
+    model = MacrlForPreTraining.from_pretrained(tmp_path)
+    for name, p in encoder.named_parameters():
+        assert torch.equal(model.vit.get_parameter(name), p), name
+        assert torch.equal(model.momentum_encoder.get_parameter(name), p), name
+    assert torch.equal(model.queue, torch.zeros_like(model.queue)) and int(model.queue_ptr) == 0
+    assert type(model.momentum_encoder).__name__ == "MacrlMomentumEncoder"
