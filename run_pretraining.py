@@ -37,6 +37,7 @@ from macrl_hf.scripts import (
     EpochTrainingArguments,
     ImageDataArguments,
     check_output_dir,
+    given_arguments,
     parse_arguments,
     setup_logging,
 )
@@ -44,6 +45,7 @@ from macrl_hf.trainer import EpochCallback, MacrlTrainer
 from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transform
 
 logger = logging.getLogger(__name__)
+DEFAULT_BASE_LEARNING_RATE = 1.5e-4  # MAE's, for its long runs
 
 
 @dataclass
@@ -70,8 +72,9 @@ class PretrainingArguments(EpochTrainingArguments):
     # Defaults suited to pretraining; every one can still be set on the command line.
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Batch size per device for training."})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "Batch size per device for evaluation."})
-    base_learning_rate: float = field(default=1.5e-4, metadata={"help": "lr = base_learning_rate * total batch / 256 "
-                                                                 "(as run_mae.py); it sets --learning_rate."})
+    base_learning_rate: float | None = field(default=None, metadata={
+        "help": f"lr = base_learning_rate * total batch / 256 (as run_mae.py). Default {DEFAULT_BASE_LEARNING_RATE} "
+                "unless --learning_rate is given (then that lr is used as it is)."})
     dataloader_drop_last: bool = field(default=True, metadata={"help": "Equal batches on every process."})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (MAE's 0.05)."})
     warmup_steps: float = field(default=0.05, metadata={"help": "Linear warmup: steps, or a fraction (< 1) of the run."})
@@ -104,6 +107,7 @@ def main(argv=None):
     model_args, data_args, training_args = parse_arguments(
         (ModelArguments, DataTrainingArguments, PretrainingArguments), argv
     )
+    given = given_arguments(argv)
     setup_logging(training_args, __name__)
 
     resume = check_output_dir(training_args, "macrl")  # before anything is loaded or written
@@ -144,13 +148,19 @@ def main(argv=None):
         eval_dataset = data.validation.with_transform(
             pretraining_transform(data.image_column, config.image_size, mean, std))
     if eval_dataset is None:
+        if training_args.do_eval:
+            logger.warning("%s has no validation split: no evaluation and no kNN monitor (pass --validation_dir or "
+                           "--train_val_split > 0)", data.name)
         training_args.do_eval = False
         training_args.eval_strategy = "no"
 
     total_batch = (training_args.train_batch_size * training_args.gradient_accumulation_steps
                    * training_args.world_size)
-    if training_args.base_learning_rate is not None:
-        training_args.learning_rate = training_args.base_learning_rate * total_batch / 256
+    base_lr = training_args.base_learning_rate
+    if "learning_rate" in given and base_lr is not None:
+        raise ValueError("Give --learning_rate or --base_learning_rate (lr = base x total batch / 256), not both")
+    if "learning_rate" not in given:
+        training_args.learning_rate = (base_lr or DEFAULT_BASE_LEARNING_RATE) * total_batch / 256
     logger.info("Total batch %d, learning rate %.3g", total_batch, training_args.learning_rate)
     if len(data.train) < total_batch and training_args.dataloader_drop_last:
         raise ValueError(f"The training set has {len(data.train)} images, fewer than one batch of {total_batch} "

@@ -57,14 +57,61 @@ class EpochTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False (set_transform)."})
 
+    def __post_init__(self):
+        if self.remove_unused_columns:
+            raise ValueError("--remove_unused_columns must stay False: the image transforms read the dataset's raw "
+                             "columns, which Trainer would otherwise drop before they run")
+        super().__post_init__()
+
+
+# TrainingArguments that mean something only under a strategy these scripts default to "epoch": given alone, each
+# switches its strategy to "steps" (a run_mae.py user's `--save_steps 3` keeps checkpoint-3), instead of being
+# silently ignored.
+STEP_FLAGS = {"save_steps": "save_strategy", "eval_steps": "eval_strategy"}
+
+
+def given_arguments(argv=None) -> dict:
+    """The arguments a user gave, by name (`--name value`, `--name=value`, a bare `--flag`, or a JSON file's keys),
+    each with its raw value (`None` for a bare flag)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        with open(argv[0]) as f:
+            return json.load(f)
+    given = {}
+    for i, arg in enumerate(argv):
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if not eq:
+                value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None
+            given[name.replace("-", "_")] = value
+    return given
+
+
+def _imply_step_strategies(given: dict) -> dict:
+    """`{strategy: "steps"}` for each of STEP_FLAGS given without its strategy; warns where a given strategy makes a
+    given interval meaningless."""
+    implied = {}
+    for steps, strategy in STEP_FLAGS.items():
+        if steps not in given:
+            continue
+        if strategy not in given:
+            implied[strategy] = "steps"
+            logger.info("--%s given without --%s: using --%s steps", steps, strategy, strategy)
+        elif str(given[strategy]).lower() != "steps":
+            logger.warning("--%s %s has no effect with --%s %s", steps, given[steps], strategy, given[strategy])
+    return implied
+
 
 def parse_arguments(dataclass_types, argv=None) -> tuple:
     """Command-line flags, or a single JSON file of them (as transformers' example scripts accept)."""
     parser = HfArgumentParser(dataclass_types)
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    implied = _imply_step_strategies(given_arguments(argv))
     if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+        with open(argv[0]) as f:
+            return parser.parse_dict({**json.load(f), **implied})
+    extra = [item for name, value in implied.items() for item in (f"--{name}", value)]
+    return parser.parse_args_into_dataclasses(args=argv + extra)
 
 
 def setup_logging(training_args, *names: str) -> None:
