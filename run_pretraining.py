@@ -25,6 +25,7 @@ reconstruction images; it loads with `MacrlForPreTraining.from_pretrained` and t
 """
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 from transformers import ViTImageProcessor, set_seed
@@ -46,6 +47,8 @@ from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transf
 
 logger = logging.getLogger(__name__)
 DEFAULT_BASE_LEARNING_RATE = 1.5e-4  # MAE's, for its long runs
+# Warn above this share of the training images in the queue (MoCo: 65,536 keys for 1.28M ImageNet images, 5 %).
+QUEUE_SHARE_LIMIT = 0.25
 
 
 @dataclass
@@ -83,6 +86,8 @@ class PretrainingArguments(EpochTrainingArguments):
     ddp_broadcast_buffers: bool = field(default=False, metadata={"help": "Every process enqueues the same gathered "
                                                                   "keys: no need to re-send the queue each forward."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    eval_on_start: bool = field(default=True, metadata={"help": "Evaluate the untrained encoder before the first step "
+                                                         "(the kNN baseline at step 0; not repeated on resume)."})
 
 
 def build_config(model_args: ModelArguments, demo: bool) -> MacrlConfig:
@@ -101,6 +106,16 @@ def build_config(model_args: ModelArguments, demo: bool) -> MacrlConfig:
         config.update_from_string(model_args.config_overrides)
         config.check()
     return config
+
+
+def warn_if_queue_too_large(config: MacrlConfig, num_train: int) -> None:
+    """A queue that holds a large share of the training set holds each image's own earlier keys as negatives."""
+    if config.uses_contrastive and config.queue_size > num_train * QUEUE_SHARE_LIMIT:
+        logger.warning(
+            "queue_size=%d is %.0f%% of the %d training images: many queries meet their own image's earlier key as "
+            "a negative. Keep it well below the data, e.g. --config_overrides queue_size=%d.",
+            config.queue_size, 100 * config.queue_size / num_train, num_train,
+            max(1, 2 ** int(math.log2(max(1, num_train * QUEUE_SHARE_LIMIT)))))
 
 
 def main(argv=None):
@@ -165,6 +180,10 @@ def main(argv=None):
     if len(data.train) < total_batch and training_args.dataloader_drop_last:
         raise ValueError(f"The training set has {len(data.train)} images, fewer than one batch of {total_batch} "
                          "(with --dataloader_drop_last): lower --per_device_train_batch_size.")
+
+    if eval_dataset is None or (resume is not None and "eval_on_start" not in given):
+        training_args.eval_on_start = False  # nothing to evaluate, or the step-0 figures are in the checkpoint's log
+    warn_if_queue_too_large(config, len(data.train))
 
     trainer = MacrlTrainer(
         model=model, args=training_args, train_dataset=train_dataset if training_args.do_train else None,

@@ -40,6 +40,8 @@ CPU_MODEL = "num_hidden_layers=4,hidden_size=128,num_attention_heads=4,intermedi
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset_name", default=str(CIFAR))
+    p.add_argument("--image_column_name", default=None, help="default: found as run_pretraining.py finds it")
+    p.add_argument("--label_column_name", default=None, help="default: found as run_pretraining.py finds it")
     p.add_argument("--output_dir", default=str(ROOT / "benchmarks" / "results" / "cifar10"))
     p.add_argument("--variants", default="macrl,mae,moco")
     p.add_argument("--preset", default="vit-tiny-patch4-32")
@@ -83,6 +85,9 @@ def pretrain_command(args, variant: str, run_dir: Path) -> list[str]:
         str(args.monitor_eval_samples), "--knn_bank_size", str(args.monitor_bank), "--seed", str(args.seed),
         "--report_to", "none", "--logging_steps", "20", "--save_total_limit", "1", "--dataloader_num_workers", "0",
     ]
+    for flag in ("image_column_name", "label_column_name"):
+        if getattr(args, flag):
+            cmd += [f"--{flag}", getattr(args, flag)]
     if args.gpu:
         cmd += ["--bf16", "true", "--dataloader_num_workers", "8"]
     else:
@@ -108,26 +113,38 @@ def run_pretraining_stage(args) -> None:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
+def evaluation_splits(args):
+    """(train, test, image column, label column) of --dataset_name, found as run_pretraining.py finds them: the
+    same column detection (or --image_column_name / --label_column_name) and the same validation split."""
+    from macrl_hf.data import load_image_data
+
+    data = load_image_data(args.dataset_name, image_column_name=args.image_column_name,
+                           label_column_name=args.label_column_name, seed=args.seed)
+    if data.validation is None or data.label_column is None:
+        sys.exit(f"{args.dataset_name}: the evaluation needs a labelled validation split "
+                 f"(label column: {data.label_column}, validation split: {data.validation is not None})")
+    return data.train, data.validation, data.image_column, data.label_column
+
+
 def frozen_evaluations(args, variant: str, run_dir: Path) -> dict:
     """kNN (k=20) and linear probe on the run's own training images, evaluated on the whole test split."""
-    from datasets import load_dataset
-
     from macrl_hf import MacrlModel
     from macrl_hf.evaluation import extract_features, knn_accuracy, linear_probe_accuracy
 
-    data = load_dataset(args.dataset_name)
-    train = data["train"].select(range(min(args.train_samples, len(data["train"]))))
-    test = data["test"]
+    train, test, image_column, label_column = evaluation_splits(args)
+    train = train.select(range(min(args.train_samples, len(train))))
     encoder = MacrlModel.from_pretrained(run_dir)
     processor = json.loads((run_dir / "preprocessor_config.json").read_text())
-    common = dict(image_column="img", label_column="label", image_size=encoder.config.image_size,
+    common = dict(image_column=image_column, label_column=label_column, image_size=encoder.config.image_size,
                   mean=processor["image_mean"], std=processor["image_std"], batch_size=512,
                   pooling=encoder.config.pooling)
     train_x, train_y = extract_features(encoder, train, **common)
     test_x, test_y = extract_features(encoder, test, **common)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
     return {
-        "knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=10),
-        "linear_probe_top1": linear_probe_accuracy(train_x, train_y, test_x, test_y, args.probe_epochs, 10, args.seed),
+        "knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=num_classes),
+        "linear_probe_top1": linear_probe_accuracy(train_x, train_y, test_x, test_y, args.probe_epochs,
+                                                   num_classes, args.seed),
     }
 
 
@@ -139,6 +156,9 @@ def finetune(args, variant: str, run_dir: Path, out: Path) -> dict:
            "--layer_decay", "0.75", "--weight_decay", "0.05", "--eval_strategy", "no", "--save_strategy", "no",
            "--report_to", "none", "--seed", str(args.seed), "--disable_tqdm", "true"]
     cmd += ["--bf16", "true"] if args.gpu else ["--use_cpu", "true"]
+    for flag in ("image_column_name", "label_column_name"):
+        if getattr(args, flag):
+            cmd += [f"--{flag}", getattr(args, flag)]
     subprocess.run(cmd, check=True, cwd=ROOT)
     results = json.loads((out / "all_results.json").read_text())
     return {"finetune_top1": results["eval_accuracy"]}
@@ -198,8 +218,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.stage == "pretrain":
         return run_pretraining_stage(args)
-    if not Path(args.dataset_name).exists():
-        sys.exit(f"CIFAR-10 not found at {args.dataset_name}; pass --dataset_name (a local copy or uoft-cs/cifar10)")
+    if args.dataset_name == str(CIFAR) and not CIFAR.exists():
+        sys.exit(f"CIFAR-10 not found at {CIFAR}; pass --dataset_name (a local copy, or a Hub id: uoft-cs/cifar10)")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.json"

@@ -320,3 +320,55 @@ def test_attention_maps_are_written(toy, finetuned, tmp_path):
         # image + mean + 2 heads = 4 panels: 3 columns x 2 rows of 64 px.
         with Image.open(output) as written:
             assert written.format == "PNG" and written.size == (192, 128)
+
+
+def test_fewshot_probe_learns_from_a_few_labels_and_draws_balanced_subsets(toy, capsys):
+    from macrl_hf.evaluation import balanced_subset
+
+    results = evaluation_main(["fewshot", "--model_name_or_path", toy["macrl"], "--train_dir", toy["train"],
+                               "--validation_dir", toy["val"], "--cache_dir", toy["cache"], "--label_fractions",
+                               "0.25", "0.5", "--draws", "3"])
+    assert set(results) == {0.25, 0.5} and len(results[0.25]["draws"]) == 3
+    assert results[0.5]["mean"] >= 0.9, results  # colours separate even with an untrained encoder
+    assert "25 % of labels" in capsys.readouterr().out
+    labels = torch.tensor([0] * 40 + [1] * 20 + [2] * 10)
+    subset = balanced_subset(labels, 0.1, seed=3)
+    assert torch.bincount(labels[subset]).tolist() == [4, 2, 1]
+    assert torch.equal(subset, balanced_subset(labels, 0.1, seed=3))
+    assert not torch.equal(subset, balanced_subset(labels, 0.1, seed=4))
+    with pytest.raises(SystemExit):
+        evaluation_main(["fewshot", "--model_name_or_path", toy["macrl"], "--train_dir", toy["train"],
+                         "--label_fractions", "1.5"])
+
+
+def test_fewshot_accuracy_is_chance_on_shuffled_labels():
+    from macrl_hf.evaluation import fewshot_accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    train_x, test_x = torch.randn(600, 8, generator=generator), torch.randn(300, 8, generator=generator)
+    train_y, test_y = torch.arange(600) % 3, torch.arange(300) % 3
+    assert max(fewshot_accuracy(train_x, train_y, test_x, test_y, 0.1, draws=2)) < 0.5
+    separable = torch.nn.functional.one_hot(train_y, 8).float() + 0.1 * train_x
+    separable_test = torch.nn.functional.one_hot(test_y, 8).float() + 0.1 * test_x
+    assert min(fewshot_accuracy(separable, train_y, separable_test, test_y, 0.1, draws=2)) == 1.0
+
+
+def test_compare_benchmark_evaluates_any_dataset_with_the_scripts_column_detection(toy, tmp_path):
+    # cifar10_compare.py's evaluation once hard-coded CIFAR's `img` column; a CIFAR-100-like layout must work.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import cifar10_compare
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    names = list(COLOURS)
+    dataset = _disk_dataset(tmp_path / "data", {
+        "image": lambda r, n: [_noisy(COLOURS[names[i % 3]], r) for i in range(n)],
+        "fine_label": lambda r, n: [i % 3 for i in range(n)],
+    }, split_sizes=(("train", 12), ("test", 6)))
+    run_dir = tmp_path / "run"
+    MacrlForPreTraining(MacrlConfig(**TINY)).save_pretrained(run_dir)
+    from transformers import ViTImageProcessor
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(run_dir)
+    args = cifar10_compare.parse_args(["--dataset_name", dataset, "--train_samples", "12", "--probe_epochs", "5"])
+    results = cifar10_compare.frozen_evaluations(args, "macrl", run_dir)
+    assert results["knn_top1"] >= 0.8 and 0.0 <= results["linear_probe_top1"] <= 1.0
