@@ -87,7 +87,8 @@ class PretrainingArguments(EpochTrainingArguments):
                                                                   "keys: no need to re-send the queue each forward."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
     eval_on_start: bool = field(default=True, metadata={"help": "Evaluate the untrained encoder before the first step "
-                                                         "(the kNN baseline at step 0; not repeated on resume)."})
+                                                         "(the kNN baseline at step 0). Default: when evaluating, "
+                                                         "and not again on resume."})
 
 
 def build_config(model_args: ModelArguments, demo: bool) -> MacrlConfig:
@@ -181,8 +182,10 @@ def main(argv=None):
         raise ValueError(f"The training set has {len(data.train)} images, fewer than one batch of {total_batch} "
                          "(with --dataloader_drop_last): lower --per_device_train_batch_size.")
 
-    if eval_dataset is None or (resume is not None and "eval_on_start" not in given):
-        training_args.eval_on_start = False  # nothing to evaluate, or the step-0 figures are in the checkpoint's log
+    if "eval_on_start" not in given and (resume is not None or training_args.eval_strategy == "no"):
+        training_args.eval_on_start = False  # the step-0 figures are in the checkpoint's log, or no curve is wanted
+    if eval_dataset is None:
+        training_args.eval_on_start = False
     warn_if_queue_too_large(config, len(data.train))
 
     trainer = MacrlTrainer(

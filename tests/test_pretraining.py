@@ -31,6 +31,8 @@ def test_demo_run_leaves_a_self_contained_checkpoint(tmp_path, config_dir, caplo
     assert int(model.queue_ptr) == 3 * 8  # three optimizer steps of 8 keys
     results = read_json(out / "all_results.json")
     assert 0.0 <= results["eval_knn_top1_k20"] <= 1.0 and results["eval_loss"] > 0
+    knn = [(e["step"], e["eval_knn_top1_k20"]) for e in trainer.state.log_history if "eval_knn_top1_k20" in e]
+    assert [step for step, _ in knn][:2] == [0, 3]  # the untrained baseline, then the first evaluation
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert {"reconstruction_loss", "contrastive_loss", "embedding_std", "momentum"} <= set(logged[0])
     assert logged[0]["momentum"] < logged[-1]["momentum"] <= 1.0  # the cosine schedule rises
@@ -115,6 +117,16 @@ def test_last_checkpoint_in_output_dir_is_found(tmp_path, config_dir, caplog):
     trainer = run_pretraining(pretrain_args(out, config_dir, "--max_steps", "3"))
     assert "Resuming from" in caplog.text and "checkpoint-2" in caplog.text
     assert trainer.state.global_step == 3
+
+
+def test_the_step_0_baseline_is_logged_once_across_a_resume(tmp_path, config_dir):
+    out = tmp_path / "run"
+    every_2 = ("--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2")
+    run_pretraining(pretrain_args(out, config_dir, "--max_steps", "2", *every_2))
+    trainer = run_pretraining(pretrain_args(out, config_dir, "--max_steps", "4", *every_2))
+    evaluated = [e["step"] for e in trainer.state.log_history if "eval_knn_top1_k20" in e]
+    assert evaluated == [0, 2, 4, 4]  # step 0 once; the last evaluation is the final one after training
+    assert read_json(out / "trainer_state.json")["log_history"][0]["step"] == 0
 
 
 def test_undecodable_files_are_skipped_and_summarised(tmp_path, config_dir, caplog):
