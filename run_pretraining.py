@@ -42,6 +42,7 @@ from macrl_hf.scripts import (
     parse_arguments,
     setup_logging,
 )
+from macrl_hf.sharding import check_distributed_setup
 from macrl_hf.trainer import EpochCallback, MacrlTrainer
 from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transform
 
@@ -124,6 +125,7 @@ def main(argv=None):
         (ModelArguments, DataTrainingArguments, PretrainingArguments), argv
     )
     given = given_arguments(argv)
+    check_distributed_setup(training_args)  # before any data is read
     setup_logging(training_args, __name__)
 
     resume = check_output_dir(training_args, "macrl")  # before anything is loaded or written

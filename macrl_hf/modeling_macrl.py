@@ -166,16 +166,54 @@ def cosine_momentum(base: float, step: int, total_steps: int) -> float:
     return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
 
 
+def _local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """This process's shard of a DTensor (FSDP2 parameters), or the tensor itself."""
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
+
+
 @torch.no_grad()
 def update_momentum(online: nn.Module, target: nn.Module, momentum: float) -> None:
-    """EMA step `target = m * target + (1 - m) * online` over the parameters of two same-shaped modules."""
-    online_params = [p.detach() for p in online.parameters()]
-    target_params = [p.detach() for p in target.parameters()]
+    """EMA step `target = m * target + (1 - m) * online` over the parameters of two same-shaped modules.
+
+    Sharded parameters (FSDP2 DTensors) are updated shard by shard, with no communication; the two modules must then
+    be sharded alike (the same policy), which is checked: a mismatch would average unrelated slices silently.
+    """
+    online_params = [_local_shard(p.detach()) for p in online.parameters()]
+    target_params = [_local_shard(p.detach()) for p in target.parameters()]
+    for (name, a), b, sa, sb in zip(online.named_parameters(), target.parameters(), online_params, target_params):
+        if sa.shape != sb.shape or getattr(a, "placements", None) != getattr(b, "placements", None):
+            raise RuntimeError(
+                f"momentum update: online parameter {name} and its momentum copy are sharded differently (local "
+                f"shapes {tuple(sa.shape)} and {tuple(sb.shape)}): shard both branches with the same policy"
+            )
     torch._foreach_mul_(target_params, momentum)
     torch._foreach_add_(target_params, online_params, alpha=1.0 - momentum)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+
+
+class MacrlEmbeddings(ViTMAEEmbeddings):
+    """ViTMAE's embeddings (same parameters) with the mask ratio as an argument: patch projection, fixed 2-D sin-cos
+    positions, masking, CLS token. One module call, so that hooks on it (FSDP2's all-gather) see every use."""
+
+    def forward(self, pixel_values: torch.Tensor, mask_ratio: float = 0.0, noise: torch.Tensor | None = None,
+                interpolate_pos_encoding: bool = False):
+        height, width = pixel_values.shape[-2:]
+        patches = self.patch_embeddings(pixel_values.to(self.patch_embeddings.projection.weight.dtype))
+        if interpolate_pos_encoding:
+            shape_only = patches.new_empty(1, patches.shape[1] + 1, patches.shape[2])
+            position = self.interpolate_pos_encoding(shape_only, height, width)
+        elif (height, width) != tuple(self.image_size):
+            raise ValueError(
+                f"Input image size ({height}*{width}) doesn't match model ({self.image_size[0]}*"
+                f"{self.image_size[1]}); pass interpolate_pos_encoding=True to encode other sizes."
+            )
+        else:
+            position = self.position_embeddings
+        tokens, mask, ids_restore = random_masking(patches + position[:, 1:], mask_ratio, noise)
+        cls = (self.cls_token + position[:, :1]).expand(tokens.shape[0], -1, -1)
+        return torch.cat([cls, tokens], dim=1), mask, ids_restore
 
 
 class MacrlPreTrainedModel(PreTrainedModel):
@@ -185,7 +223,7 @@ class MacrlPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _no_split_modules = ["ViTMAEEmbeddings", "ViTMAELayer", "ViTMAEDecoder"]
+    _no_split_modules = ["MacrlEmbeddings", "ViTMAELayer", "ViTMAEDecoder"]
     _supports_sdpa = True
     # transformers' standard output capture (as ViTMAE): `output_hidden_states` / `output_attentions` record these
     # modules' outputs through hooks. Attention weights exist only with `attn_implementation="eager"`.
@@ -245,7 +283,7 @@ class MacrlModel(MacrlPreTrainedModel):
 
     def __init__(self, config: MacrlConfig):
         super().__init__(config)
-        self.embeddings = ViTMAEEmbeddings(config)
+        self.embeddings = MacrlEmbeddings(config)
         self.layers = nn.ModuleList([ViTMAELayer(config) for _ in range(config.num_hidden_layers)])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
@@ -275,22 +313,7 @@ class MacrlModel(MacrlPreTrainedModel):
         interpolate_pos_encoding: interpolate the position embeddings to encode another image size.
         `output_hidden_states`, `output_attentions` and `return_dict` work as in every transformers model.
         """
-        embeddings = self.embeddings
-        height, width = pixel_values.shape[-2:]
-        patches = embeddings.patch_embeddings(pixel_values.to(embeddings.patch_embeddings.projection.weight.dtype))
-        if interpolate_pos_encoding:
-            shape_only = patches.new_empty(1, patches.shape[1] + 1, patches.shape[2])
-            position = embeddings.interpolate_pos_encoding(shape_only, height, width)
-        elif (height, width) != tuple(embeddings.image_size):
-            raise ValueError(
-                f"Input image size ({height}*{width}) doesn't match model ({embeddings.image_size[0]}*"
-                f"{embeddings.image_size[1]}); pass interpolate_pos_encoding=True to encode other sizes."
-            )
-        else:
-            position = embeddings.position_embeddings
-        tokens, mask, ids_restore = random_masking(patches + position[:, 1:], mask_ratio, noise)
-        cls = (embeddings.cls_token + position[:, :1]).expand(tokens.shape[0], -1, -1)
-        hidden = torch.cat([cls, tokens], dim=1)
+        hidden, mask, ids_restore = self.embeddings(pixel_values, mask_ratio, noise, interpolate_pos_encoding)
         for layer in self.layers:
             hidden = layer(hidden, None, **kwargs)
         hidden = self.layernorm(hidden)

@@ -18,6 +18,8 @@ import logging
 import torch
 from transformers import Trainer, TrainerCallback
 
+from .sharding import check_distributed_setup, full_state_dict
+
 logger = logging.getLogger(__name__)
 
 COMPONENTS = ("reconstruction_loss", "contrastive_loss", "embedding_std")
@@ -78,6 +80,9 @@ class MacrlTrainer(Trainer):
     """
 
     def __init__(self, *args, **kwargs):
+        training_args = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
+        if training_args is not None:
+            check_distributed_setup(training_args)  # DeepSpeed, FSDP1, FSDP that silently became DDP: refused
         super().__init__(*args, **kwargs)
         self._pending_keys: list[torch.Tensor] = []
         # Running sums and counts per component, kept on the training device: adding to them needs no host sync.
@@ -144,6 +149,16 @@ class MacrlTrainer(Trainer):
             self._component_sums.zero_()
             self._component_counts.zero_()
         super().log(logs, *args, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        # transformers writes no model file at the end of an FSDP run whose state dict type is sharded (its
+        # checkpoints hold the shards): write the full model, so the output dir loads like any other.
+        sharded_type = self.is_fsdp_enabled and "FULL_STATE_DICT" not in str(
+            self.accelerator.state.fsdp_plugin.state_dict_type)
+        if _internal_call or not sharded_type:
+            return super().save_model(output_dir, _internal_call)
+        state_dict = full_state_dict(self.model)  # every process takes part; process 0 gets the tensors
+        self._save(output_dir or self.args.output_dir, state_dict=state_dict)
 
     def train(self, *args, **kwargs):
         result = super().train(*args, **kwargs)
