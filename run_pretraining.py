@@ -33,7 +33,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from macrl_hf import PRESETS, MacrlConfig, MacrlForPreTraining
 from macrl_hf.callbacks import KNNMonitorCallback, ReconstructionImagesCallback
-from macrl_hf.data import DEMO_NAME, has_class_labels, load_image_data
+from macrl_hf.data import DEMO_NAME, ImageData, has_class_labels, load_image_data
 from macrl_hf.scripts import (
     EpochTrainingArguments,
     ImageDataArguments,
@@ -43,7 +43,8 @@ from macrl_hf.scripts import (
     setup_logging,
 )
 from macrl_hf.sharding import check_distributed_setup
-from macrl_hf.trainer import EpochCallback, MacrlTrainer
+from macrl_hf.streaming import StreamingViews, first_examples, load_streaming, stream_columns
+from macrl_hf.trainer import EpochCallback, MacrlTrainer, StreamResumeCallback
 from macrl_hf.transforms import INDEX_COLUMN, collate_images, pretraining_transform
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ QUEUE_SHARE_LIMIT = 0.25
 @dataclass
 class DataTrainingArguments(ImageDataArguments):
     knn_bank_size: int = field(default=10000, metadata={"help": "Training images used as kNN memory bank."})
+    streaming: bool = field(default=False, metadata={"help": "Stream the training data (a Hub dataset, or a folder of "
+                                                     "parquet or webdataset .tar shards) instead of loading it; "
+                                                     "needs --max_steps. Resumes exactly (README, Scaling out)."})
+    shuffle_buffer_size: int = field(default=1000, metadata={"help": "With --streaming: examples in the seeded "
+                                                             "shuffle buffer of each data loader worker."})
 
 
 @dataclass
@@ -120,6 +126,46 @@ def warn_if_queue_too_large(config: MacrlConfig, num_train: int) -> None:
             max(1, 2 ** int(math.log2(max(1, num_train * QUEUE_SHARE_LIMIT)))))
 
 
+def map_style_datasets(data, training_args, config, mean, std):
+    """(train, eval, train transform) for data loaded whole: the views built in `with_transform`."""
+    # Index each sample so that its augmentation is seeded by (seed, epoch, index): exact resume.
+    # Persistent workers keep their epoch-0 copy of the transform, so per-epoch seeding would repeat augmentations.
+    seeded = not training_args.dataloader_persistent_workers
+    if not seeded:
+        logger.warning("--dataloader_persistent_workers: augmentations are not seeded per sample, so a resumed run "
+                       "will not repeat an uninterrupted one exactly.")
+    train_transform = pretraining_transform(data.image_column, config.image_size, mean, std,
+                                            seed=training_args.seed if seeded else None)
+    train_dataset = data.train.add_column(INDEX_COLUMN, range(len(data.train))).with_transform(train_transform)
+    eval_dataset = None
+    if data.validation is not None:
+        eval_dataset = data.validation.with_transform(
+            pretraining_transform(data.image_column, config.image_size, mean, std))
+    return train_dataset, eval_dataset, train_transform
+
+
+def streaming_datasets(data_args, training_args, model_args, config, mean, std):
+    """(data, train, eval, train transform) for --streaming: this process's part of the stream, and the first
+    --max_eval_samples validation images and --knn_bank_size training images held in memory for the monitors."""
+    train_stream, validation_stream = load_streaming(data_args.dataset_name, data_args.dataset_config_name,
+                                                     data_args.train_dir, data_args.validation_dir,
+                                                     model_args.cache_dir)
+    image_column, label_column = stream_columns(train_stream, data_args.image_column_name,
+                                                data_args.label_column_name)
+    train_transform = pretraining_transform(image_column, config.image_size, mean, std, seed=training_args.seed)
+    train_dataset = StreamingViews(train_stream, train_transform, image_column,
+                                   training_args.per_device_train_batch_size, training_args.seed,
+                                   data_args.shuffle_buffer_size, training_args.process_index, training_args.world_size)
+    bank = first_examples(train_stream, data_args.knn_bank_size, image_column, label_column)
+    validation = eval_dataset = None
+    if validation_stream is not None:
+        validation = first_examples(validation_stream, data_args.max_eval_samples or 1000, image_column, label_column)
+        eval_dataset = validation.with_transform(pretraining_transform(image_column, config.image_size, mean, std))
+    name = data_args.dataset_name or data_args.train_dir
+    data = ImageData(bank, validation, image_column, label_column, f"{name} (streamed)")
+    return data, train_dataset, eval_dataset, train_transform
+
+
 def main(argv=None):
     model_args, data_args, training_args = parse_arguments(
         (ModelArguments, DataTrainingArguments, PretrainingArguments), argv
@@ -131,12 +177,20 @@ def main(argv=None):
     resume = check_output_dir(training_args, "macrl")  # before anything is loaded or written
     set_seed(training_args.seed)
 
-    data = load_image_data(
-        data_args.dataset_name, data_args.dataset_config_name, data_args.train_dir, data_args.validation_dir,
-        data_args.image_column_name, data_args.label_column_name, data_args.train_val_split,
-        data_args.max_train_samples, data_args.max_eval_samples, model_args.cache_dir, training_args.seed,
-    )
-    demo = data.name == DEMO_NAME
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming reads a stream of unknown length: give --max_steps (optimizer steps to train)")
+    if data_args.streaming and data_args.max_train_samples is not None:
+        raise ValueError("--max_train_samples does not apply to --streaming: a stream is read pass after pass; "
+                         "bound the run with --max_steps")
+    if data_args.streaming:
+        data = None  # the config (and so the image size) comes first
+    else:
+        data = load_image_data(
+            data_args.dataset_name, data_args.dataset_config_name, data_args.train_dir, data_args.validation_dir,
+            data_args.image_column_name, data_args.label_column_name, data_args.train_val_split,
+            data_args.max_train_samples, data_args.max_eval_samples, model_args.cache_dir, training_args.seed,
+        )
+    demo = data is not None and data.name == DEMO_NAME
     config = build_config(model_args, demo)
     if model_args.image_processor_name:
         image_processor = ViTImageProcessor.from_pretrained(model_args.image_processor_name)
@@ -152,19 +206,11 @@ def main(argv=None):
     n_params = sum(p.numel() for p in model.vit.parameters())
     logger.info("MACRL encoder: %.1fM parameters, %d px, patch %d", n_params / 1e6, config.image_size, config.patch_size)
 
-    # Index each sample so that its augmentation is seeded by (seed, epoch, index): exact resume.
-    # Persistent workers keep their epoch-0 copy of the transform, so per-epoch seeding would repeat augmentations.
-    seeded = not training_args.dataloader_persistent_workers
-    if not seeded:
-        logger.warning("--dataloader_persistent_workers: augmentations are not seeded per sample, so a resumed run "
-                       "will not repeat an uninterrupted one exactly.")
-    train_transform = pretraining_transform(data.image_column, config.image_size, mean, std,
-                                            seed=training_args.seed if seeded else None)
-    train_dataset = data.train.add_column(INDEX_COLUMN, range(len(data.train))).with_transform(train_transform)
-    eval_dataset = None
-    if data.validation is not None:
-        eval_dataset = data.validation.with_transform(
-            pretraining_transform(data.image_column, config.image_size, mean, std))
+    if data_args.streaming:
+        data, train_dataset, eval_dataset, train_transform = streaming_datasets(data_args, training_args, model_args,
+                                                                                config, mean, std)
+    else:
+        train_dataset, eval_dataset, train_transform = map_style_datasets(data, training_args, config, mean, std)
     if eval_dataset is None:
         if training_args.do_eval:
             logger.warning("%s has no validation split: no evaluation and no kNN monitor (pass --validation_dir or "
@@ -180,7 +226,7 @@ def main(argv=None):
     if "learning_rate" not in given:
         training_args.learning_rate = (base_lr or DEFAULT_BASE_LEARNING_RATE) * total_batch / 256
     logger.info("Total batch %d, learning rate %.3g", total_batch, training_args.learning_rate)
-    if len(data.train) < total_batch and training_args.dataloader_drop_last:
+    if not data_args.streaming and len(data.train) < total_batch and training_args.dataloader_drop_last:
         raise ValueError(f"The training set has {len(data.train)} images, fewer than one batch of {total_batch} "
                          "(with --dataloader_drop_last): lower --per_device_train_batch_size.")
 
@@ -188,14 +234,23 @@ def main(argv=None):
         training_args.eval_on_start = False  # the step-0 figures are in the checkpoint's log, or no curve is wanted
     if eval_dataset is None:
         training_args.eval_on_start = False
-    warn_if_queue_too_large(config, len(data.train))
+    if not data_args.streaming:
+        warn_if_queue_too_large(config, len(data.train))
+    # A resumed stream passes over what was trained on by itself, without decoding it (StreamResumeCallback);
+    # Trainer's own skip would decode every skipped image. An explicit --ignore_data_skip true skips nothing.
+    skip_in_stream = data_args.streaming and not ("ignore_data_skip" in given and training_args.ignore_data_skip)
+    if data_args.streaming:
+        training_args.ignore_data_skip = True
 
     trainer = MacrlTrainer(
         model=model, args=training_args, train_dataset=train_dataset if training_args.do_train else None,
         eval_dataset=eval_dataset if training_args.do_eval else None, processing_class=image_processor,
         data_collator=collate_images,
     )
-    trainer.add_callback(EpochCallback(train_transform))
+    if skip_in_stream:
+        trainer.add_callback(StreamResumeCallback(train_dataset))
+    elif not data_args.streaming:
+        trainer.add_callback(EpochCallback(train_transform))
     if eval_dataset is not None and training_args.do_eval:
         if data.label_column is not None and not has_class_labels(data.train, data.label_column):
             logger.warning("Label column %r does not hold integer class ids: no kNN monitor.", data.label_column)

@@ -19,6 +19,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from .sharding import check_distributed_setup, full_state_dict
+from .streaming import StreamingViews
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,19 @@ class MacrlTrainer(Trainer):
             self._component_counts.zero_()
         super().log(logs, *args, **kwargs)
 
+    def get_train_dataloader(self):
+        if not isinstance(self.train_dataset, StreamingViews):
+            return super().get_train_dataloader()
+        # Each process streams its own part, cut for an exact resume (StreamingViews): accelerate must neither
+        # dispatch it from process 0 nor cut it again, so this loader is not passed through `prepare`.
+        from torch.utils.data import DataLoader
+
+        workers = self.args.dataloader_num_workers
+        return DataLoader(self.train_dataset, batch_size=self._train_batch_size, collate_fn=self.data_collator,
+                          num_workers=workers, pin_memory=self.args.dataloader_pin_memory,
+                          persistent_workers=self.args.dataloader_persistent_workers and workers > 0,
+                          prefetch_factor=self.args.dataloader_prefetch_factor if workers > 0 else None)
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # transformers writes no model file at the end of an FSDP run whose state dict type is sharded (its
         # checkpoints hold the shards): write the full model, so the output dir loads like any other.
@@ -170,6 +184,17 @@ class MacrlTrainer(Trainer):
             )
             result.metrics["skipped_images"] = len(self.skipped_images)
         return result
+
+
+class StreamResumeCallback(TrainerCallback):
+    """Tells a `StreamingViews` where a resumed run starts (in micro-batches of this process), before the data loader
+    starts iterating; Trainer's own data skip is off (it would decode every skipped image)."""
+
+    def __init__(self, dataset: StreamingViews):
+        self.dataset = dataset
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.dataset.start_at(state.global_step * args.gradient_accumulation_steps)
 
 
 class EpochCallback(TrainerCallback):
