@@ -80,6 +80,10 @@ class MacrlConfig(PreTrainedConfig):
         pooling (`str`, defaults to `"cls"`): `"cls"` token or `"mean"` of patch tokens fed to the projector.
         decode_momentum_branch (`bool`, defaults to `False`): also reconstruct the momentum view with the online
             decoder (the paper draws both branches as encoder-decoders; off by default, which is cheaper).
+        predictor_hidden_size (`int`, defaults to 0): with a width > 0, a predictor MLP (Linear-BatchNorm-ReLU-
+            Linear, MoCo v3 / BYOL) maps the online projection to the query; the momentum branch has none.
+        contrastive_warmup (`float`, defaults to 0.0): share of training over which the contrastive weight rises
+            linearly from 0 to `contrastive_weight` (while reconstruction converges); 0 keeps it constant.
     """
 
     model_type = "macrl"
@@ -119,6 +123,8 @@ class MacrlConfig(PreTrainedConfig):
     momentum_schedule: str = "cosine"
     pooling: str = "cls"
     decode_momentum_branch: bool = False
+    predictor_hidden_size: int = 0
+    contrastive_warmup: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -177,6 +183,10 @@ class MacrlConfig(PreTrainedConfig):
         for field in ("projection_dim", "projection_hidden_size"):
             if getattr(self, field) <= 0:
                 bad(field, "must be > 0")
+        if self.predictor_hidden_size < 0:
+            bad("predictor_hidden_size", "must be >= 0 (0: no predictor)")
+        if not 0.0 <= self.contrastive_warmup <= 1.0:
+            bad("contrastive_warmup", "must be a share of training in [0, 1]")
 
     def validate_macrl(self) -> None:
         # Picked up by `@strict`: `save_pretrained` re-checks a config that was edited after construction.

@@ -279,7 +279,7 @@ class MacrlModel(MacrlPreTrainedModel):
     """
 
     # Loaded from a full MACRL checkpoint (AutoModel / export), the pretraining-only parts are simply not used.
-    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^projector\.", r"^momentum_", r"^queue"]
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^projector\.", r"^predictor\.", r"^momentum_", r"^queue"]
 
     def __init__(self, config: MacrlConfig):
         super().__init__(config)
@@ -340,6 +340,20 @@ class MacrlProjector(nn.Module):
         return self.out_proj(self.activation(self.dense(features)))
 
 
+class MacrlPredictor(nn.Module):
+    """MoCo v3 / BYOL predictor on the online branch only: Linear -> BatchNorm -> ReLU -> Linear."""
+
+    def __init__(self, config: MacrlConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.projection_dim, config.predictor_hidden_size)
+        self.norm = nn.BatchNorm1d(config.predictor_hidden_size)
+        self.activation = nn.ReLU()
+        self.out_proj = nn.Linear(config.predictor_hidden_size, config.projection_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.activation(self.norm(self.dense(features))))
+
+
 class MacrlForPreTraining(MacrlPreTrainedModel):
     """MACRL pretraining model: masked online encoder + decoder + projector, EMA momentum encoder + projector, queue.
 
@@ -360,6 +374,7 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             self.decoder = None
         if config.uses_contrastive:
             self.projector = MacrlProjector(config)
+            self.predictor = MacrlPredictor(config) if config.predictor_hidden_size else None
             self.momentum_encoder = MacrlMomentumEncoder(config)
             self.momentum_projector = MacrlProjector(config)
             # The queue starts empty: zero rows have similarity 0 to every query, so until real keys replace them
@@ -367,7 +382,7 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             self.register_buffer("queue", torch.zeros(config.queue_size, config.projection_dim))
             self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         else:
-            self.projector = self.momentum_encoder = self.momentum_projector = None
+            self.projector = self.predictor = self.momentum_encoder = self.momentum_projector = None
         self.post_init()
         self._freeze_constant_parameters()
 
@@ -391,6 +406,13 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
         if self.momentum_encoder is None:
             return []
         return [(self.vit, self.momentum_encoder), (self.projector, self.momentum_projector)]
+
+    def contrastive_scale_at(self, step: int, total_steps: int) -> float | None:
+        """The `contrastive_warmup` ramp at `step` of `total_steps` (None when there is no ramp)."""
+        warmup = self.config.contrastive_warmup
+        if not warmup or not self.config.uses_contrastive:
+            return None
+        return min(1.0, step / max(1.0, warmup * total_steps))
 
     def momentum_at(self, step: int, total_steps: int) -> float:
         """The EMA coefficient that `config.momentum_schedule` gives at `step` of `total_steps`."""
@@ -442,12 +464,15 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
         noise: torch.Tensor | None = None,
         momentum_noise: torch.Tensor | None = None,
         return_loss: bool = True,
+        contrastive_scale: torch.Tensor | float | None = None,
         **kwargs,
     ) -> MacrlForPreTrainingOutput | tuple:
         r"""
         pixel_values: the main (strong) view, `(batch, channels, image_size, image_size)`.
         momentum_pixel_values: the momentum (weak) view; defaults to `pixel_values`.
         noise / momentum_noise: `(batch, num_patches)` to make each branch's masking deterministic (as ViTMAE).
+        contrastive_scale: multiplies `contrastive_weight` (the trainer passes the `contrastive_warmup` ramp, as a
+            0-d tensor so that a compiled model is not recompiled each step).
         `output_hidden_states` / `output_attentions` return the online encoder's, as in every transformers model.
         """
         config = self.config
@@ -473,7 +498,10 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
 
         query, con_loss = None, zero
         if config.uses_contrastive:
-            query = F.normalize(self.projector(encoded.pooler_output), dim=1)
+            projection = self.projector(encoded.pooler_output)
+            if self.predictor is not None:
+                projection = self.predictor(projection)
+            query = F.normalize(projection, dim=1)
             con_loss = info_nce(query, key, self.queue, config.contrastive_temperature)
         if momentum_encoded is not None:
             # The momentum branch is an encoder-decoder too: the online decoder also reconstructs the weak view
@@ -481,7 +509,10 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
             _, momentum_rec = self._reconstruct(momentum_encoded, momentum_view)
             rec_loss = (rec_loss + momentum_rec) / 2
 
-        loss = config.reconstruction_weight * rec_loss + config.contrastive_weight * con_loss
+        contrastive_weight = config.contrastive_weight
+        if contrastive_scale is not None:
+            contrastive_weight = contrastive_weight * contrastive_scale
+        loss = config.reconstruction_weight * rec_loss + contrastive_weight * con_loss
         out = MacrlForPreTrainingOutput(
             loss=loss if return_loss else None,
             reconstruction_loss=rec_loss.detach(),

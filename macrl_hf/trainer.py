@@ -90,6 +90,7 @@ class MacrlTrainer(Trainer):
         self._component_sums = torch.zeros(len(COMPONENTS), device=self.args.device)
         self._component_counts = torch.zeros(len(COMPONENTS), device=self.args.device)
         self._last_momentum: float | None = None
+        self._last_contrastive_scale: float | None = None
         self.skipped_images: list[str] = []
         self._micro_batch = 0
         self.add_callback(MomentumQueueCallback(self))
@@ -118,6 +119,10 @@ class MacrlTrainer(Trainer):
         if "pixel_values" not in inputs:  # every image of this batch failed to decode
             loss = zero_loss_on_blank_batch(self, model)  # its key is not queued
             return (loss, None) if return_outputs else loss
+        scale = self.accelerator.unwrap_model(model).contrastive_scale_at(self.state.global_step, self.state.max_steps)
+        if scale is not None:  # a 0-d tensor: a compiled model is not recompiled for each new value
+            inputs = {**inputs, "contrastive_scale": torch.tensor(scale, device=self.args.device)}
+            self._last_contrastive_scale = scale
         outputs = model(**inputs)
         if model.training:
             if outputs.key_embeds is not None:
@@ -147,6 +152,8 @@ class MacrlTrainer(Trainer):
                     logs[name] = round(float(total / count), 4)
             if self._last_momentum is not None:
                 logs["momentum"] = round(self._last_momentum, 6)
+            if self._last_contrastive_scale is not None:
+                logs["contrastive_scale"] = round(self._last_contrastive_scale, 4)
             self._component_sums.zero_()
             self._component_counts.zero_()
         super().log(logs, *args, **kwargs)

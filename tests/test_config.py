@@ -40,6 +40,8 @@ def test_presets_by_name_with_overrides():
         (dict(momentum_schedule="linear"), "momentum_schedule"),
         (dict(reconstruction_weight=0.0, contrastive_weight=0.0), "contrastive_weight"),
         (dict(momentum=1.5), "momentum"),
+        (dict(predictor_hidden_size=-1), "predictor_hidden_size"),
+        (dict(contrastive_warmup=1.5), "contrastive_warmup"),
     ],
 )
 def test_invalid_values_raise_naming_field_and_value(overrides, field):

@@ -194,6 +194,7 @@ def test_mae_and_moco_variants_drop_unused_parts(tiny_config, images):
     [
         dict(reconstruction_loss="mse", pooling="mean", norm_pix_loss=False),
         dict(decode_momentum_branch=True, momentum_mask_ratio=0.5),
+        dict(predictor_hidden_size=24),
     ],
 )
 def test_variants_run_and_backprop(tiny_config, images, overrides):
@@ -223,3 +224,30 @@ def test_total_loss_falls_over_training(tiny_config):
     first, last = torch.tensor(losses[1:9]).mean(0), torch.tensor(losses[-4:]).mean(0)
     assert last[0] < 0.85 * first[0], losses
     assert last[1] < first[1] and last[2] < first[2], (first, last)
+
+
+def test_the_predictor_maps_the_online_projection_and_has_no_momentum_copy(tiny_config, images, tmp_path):
+    from macrl_hf import MacrlModel
+
+    model = MacrlForPreTraining(tiny_config(predictor_hidden_size=24)).train()
+    assert [type(o).__name__ for o, _ in model.momentum_pairs()] == ["MacrlModel", "MacrlProjector"]
+    out = model(images, images.flip(-1))
+    out.loss.backward()
+    assert model.predictor.dense.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        projection = model.projector(model.vit(images, noise=None).pooler_output)
+    assert projection.shape == out.query_embeds.shape
+    model.save_pretrained(tmp_path)
+    _, info = MacrlModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["unexpected_keys"] and not info["missing_keys"]  # the predictor is pretraining-only
+
+
+def test_contrastive_warmup_ramps_the_contrastive_weight(tiny_config, images):
+    model = MacrlForPreTraining(tiny_config(contrastive_warmup=0.1)).eval()
+    assert [model.contrastive_scale_at(s, 100) for s in (0, 5, 10, 50)] == [0.0, 0.5, 1.0, 1.0]
+    assert MacrlForPreTraining(tiny_config()).contrastive_scale_at(5, 100) is None
+    noise = torch.rand(8, 16)
+    off = model(images, noise=noise, contrastive_scale=torch.tensor(0.0))
+    half = model(images, noise=noise, contrastive_scale=torch.tensor(0.5))
+    assert torch.allclose(off.loss, off.reconstruction_loss)
+    assert torch.allclose(half.loss, half.reconstruction_loss + 0.5 * half.contrastive_loss)

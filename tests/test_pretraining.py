@@ -226,3 +226,10 @@ def test_a_process_whose_whole_batch_failed_to_decode_does_not_hang_the_others(t
     assert int(rank0["queue_ptr"]) == 12 * 2 - int(empty0.sum() + empty1.sum())  # blank batches enqueue nothing
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
+
+
+def test_contrastive_warmup_is_applied_and_logged_by_the_trainer(tmp_path, config_dir):
+    trainer = run_pretraining(pretrain_args(tmp_path / "ramp", config_dir, "--max_steps", "4", "--config_overrides",
+                                            "contrastive_warmup=0.5,predictor_hidden_size=16"))
+    scales = [e["contrastive_scale"] for e in trainer.state.log_history if "contrastive_scale" in e]
+    assert scales == [0.0, 0.5, 1.0, 1.0]  # step / (0.5 x 4 steps), at each step's forward
