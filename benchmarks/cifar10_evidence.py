@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--budgets", default="1,2,4,8", help="multiples of the unit budget (50,000 images seen on CPU)")
     p.add_argument("--seeds", default="0")
     p.add_argument("--jobs", type=int, default=2, help="jobs at a time; the CPU cores are split between them")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per job (default: CPU cores / --jobs); e.g. 1 for each of two invocations at once")
     p.add_argument("--preset", default="vit-tiny-patch4-32")
     p.add_argument("--model_overrides", default=CPU_MODEL, help="config overrides shared by all variants")
     p.add_argument("--extra_overrides", default="", help="appended to every variant: a modified method")
@@ -222,11 +224,11 @@ def run_jobs(args, stage: str, jobs: list[dict]) -> None:
     todo = [j for j in jobs if not (out / "evals" / f"{j['name']}.json").exists()]
     print(f"{stage}: {len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}, "
           f"{args.jobs} at a time", flush=True)
-    lock = out / f".{stage}.lock"
+    lock = out / f".{stage}{'-' + args.tag if args.tag else ''}.lock"  # invocations for other tags may run at once
     if lock.exists() and _alive(int(lock.read_text() or 0)):
         sys.exit(f"{stage}: another invocation (pid {lock.read_text()}) is running on {out}; wait for it or stop it")
     lock.write_text(str(os.getpid()))
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     running, failed = {}, []
     while todo or running:
