@@ -62,3 +62,59 @@ def test_undecodable_images_are_skipped_and_named(caplog):
     batch = collate_images([{k: v[i] for k, v in out.items()} for i in range(4)])
     assert batch["pixel_values"].shape == (1, 3, 16, 16)
     assert batch["skipped_images"] == ["zero.png", "text.png", "truncated.png"]
+
+
+def test_gaussian_blur_is_seeded_and_blurs_pil_images_and_tensors():
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from macrl_hf.transforms import RandomGaussianBlur
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    blur = RandomGaussianBlur((1.5, 2.0))
+    torch.manual_seed(0)
+    a = np.asarray(blur(image), dtype=np.float64)
+    torch.manual_seed(0)
+    b = np.asarray(blur(image), dtype=np.float64)
+    assert np.array_equal(a, b) and a.std() < 0.5 * np.asarray(image, dtype=np.float64).std()  # smoother
+    tensor = torch.from_numpy(np.asarray(image)).permute(2, 0, 1).float()
+    assert blur(tensor).std() < 0.5 * tensor.std()
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_that_still_covers_the_crops():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from macrl_hf.transforms import decode_image, pretraining_transform
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((1200, 1600, 3), dtype=np.uint8)).save(buffer, format="JPEG")
+    value = {"bytes": buffer.getvalue(), "path": "big.jpg"}
+    assert decode_image(value).size == (1600, 1200)
+    reduced = decode_image(value, min_side=501)
+    assert min(reduced.size) >= 501 and reduced.size == (800, 600)  # DCT scaling by 1/2
+    small = io.BytesIO()
+    Image.fromarray(np.zeros((375, 500, 3), dtype=np.uint8)).save(small, format="JPEG")
+    assert decode_image({"bytes": small.getvalue(), "path": None}, min_side=501).size == (500, 375)  # untouched
+    assert pretraining_transform("image", 224).min_decode_side == 501  # 224 / sqrt(0.2): the smallest crop
+
+
+def test_to_normalized_tensor_equals_torchvisions_three_steps():
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    from macrl_hf.transforms import ToNormalizedTensor
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    reference = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)])
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 24, 3), dtype=np.uint8))
+    ours = ToNormalizedTensor(mean, std)
+    assert torch.allclose(ours(image), reference(image), atol=1e-5)
+    tensor = v2.ToImage()(image)
+    assert torch.allclose(ours(tensor), reference(tensor), atol=1e-5)  # uint8 tensors too
