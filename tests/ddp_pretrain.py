@@ -24,4 +24,5 @@ model = trainer.accelerator.unwrap_model(trainer.model)
 state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()
          if name.startswith(("queue", "momentum_"))}
 state["empty_batches"] = torch.tensor(empty_batches)
+state["learning_rate"] = torch.tensor(trainer.args.learning_rate, dtype=torch.float64)
 torch.save(state, f"{trainer.args.output_dir}/rank{trainer.args.process_index}.pt")

@@ -205,10 +205,12 @@ def launch_two_processes(tmp_path, args, timeout=600):
 def test_two_processes_hold_identical_queue_and_momentum(tmp_path, config_dir):
     rank0, rank1 = launch_two_processes(
         tmp_path, pretrain_args(tmp_path / "ddp", config_dir, "--max_steps", "3", "--per_device_train_batch_size", "4"))
-    assert int(rank0["queue_ptr"]) == 3 * 2 * 4  # steps x global batch
+    assert int(rank0["queue_ptr"]) == 3 * 2 * 4  # steps x global batch: every process enqueues the gathered keys
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
-    assert not torch.equal(rank0["queue"][:24], rank0["queue"][24:48])  # keys were written, not left random
+    assert not torch.equal(rank0["queue"][:24], rank0["queue"][24:48])  # keys were written, not left empty
+    # The learning rate scales with the global batch: base x 4 per device x 2 processes / 256 (as on several nodes).
+    assert float(rank0["learning_rate"]) == pytest.approx(1.5e-4 * 4 * 2 / 256)
 
 
 def test_a_process_whose_whole_batch_failed_to_decode_does_not_hang_the_others(tmp_path, config_dir):
@@ -221,6 +223,7 @@ def test_a_process_whose_whole_batch_failed_to_decode_does_not_hang_the_others(t
                          "12", "--per_device_train_batch_size", "1")
     rank0, rank1 = launch_two_processes(tmp_path, args, timeout=300)
     empty0, empty1 = rank0.pop("empty_batches"), rank1.pop("empty_batches")
+    rank0.pop("learning_rate"), rank1.pop("learning_rate")
     assert len(empty0) == len(empty1) == 12
     assert (empty0 != empty1).any()  # a step where one process had no image while the other trained
     assert int(rank0["queue_ptr"]) == 12 * 2 - int(empty0.sum() + empty1.sum())  # blank batches enqueue nothing
