@@ -31,7 +31,7 @@ def test_eval_steps_alone_evaluates_every_n_steps(tmp_path, config_dir):
     trainer = run_pretraining(base_args(tmp_path / "run", config_dir, "--max_steps", "4", "--eval_steps", "2",
                                         "--save_strategy", "no"))
     evaluated = [e["step"] for e in trainer.state.log_history if "eval_knn_top1_k20" in e]
-    assert evaluated[:2] == [2, 4]
+    assert evaluated[:3] == [0, 2, 4]  # the step-0 baseline, then every 2 steps
 
 
 def test_a_json_file_of_arguments_follows_the_same_rule(tmp_path, config_dir):
