@@ -10,7 +10,7 @@ continues from its last checkpoint) and runs its jobs `--jobs` at a time with th
     python benchmarks/cifar10_evidence.py report                                   # tables and plots
     python benchmarks/cifar10_evidence.py pretrain ... --gpu                       # GPU sizing (see --gpu)
 
-Budget b means b x 50,000 images seen (b epochs over all 50,000 CIFAR-10 training images; 195 steps of 256 each) at
+Budget 0 is the untrained encoder (the reference every curve starts from). Budget b means b x 50,000 images seen (b epochs over all 50,000 CIFAR-10 training images; 195 steps of 256 each) at
 the CPU sizing, the unit of the earlier comparison (benchmarks/cifar10_compare.py). Every variant shares the encoder,
 data, augmentations, heads, schedule and seeds; only its loss differs (see VARIANTS). After pretraining, on the
 10,000 test images: weighted kNN (k=20, the 50,000 training images as memory bank), MAE's linear probe
@@ -162,6 +162,25 @@ def frozen_features(args, run_dir: Path):
     return features
 
 
+def save_untrained(args, job: dict, run_dir: Path) -> None:
+    """Budget 0: the variant's model as `run_pretraining.py` would build it with this seed, saved untrained."""
+    from transformers import ViTImageProcessor, set_seed
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    from macrl_hf import MacrlConfig, MacrlForPreTraining
+
+    config = MacrlConfig.from_preset(args.preset)
+    config.update_from_string(overrides(args, job["variant"]))
+    set_seed(job["seed"])
+    MacrlForPreTraining(config).save_pretrained(run_dir)
+    processor = ViTImageProcessor(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
+                                  size={"height": config.image_size, "width": config.image_size})
+    processor.save_pretrained(run_dir)
+    write_json(run_dir / "pretrain_summary.json", {"pretrain_seconds": 0.0, "steps": 0, "knn_curve_2000_test_images": [],
+                                                   "last_log": {}})
+    write_json(run_dir / "train_results.json", {"train_samples_per_second": None})
+
+
 def pretrain_job(args, job: dict) -> None:
     import torch
 
@@ -169,6 +188,8 @@ def pretrain_job(args, job: dict) -> None:
     from macrl_hf.evaluation import fewshot_accuracy, knn_accuracy, linear_probe_accuracy
 
     run_dir = Path(args.output_dir) / "runs" / job["name"]
+    if job["budget"] == 0 and not (run_dir / "train_results.json").exists():
+        save_untrained(args, job, run_dir)  # the reference: what the encoder gives before any pretraining
     if not (run_dir / "train_results.json").exists():
         start = time.time()
         trainer = run_pretraining.main(pretrain_command(args, job, run_dir))

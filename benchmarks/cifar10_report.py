@@ -55,7 +55,9 @@ def pretrain_table(evals: dict) -> list[str]:
         def fewshot(fraction, runs=runs):  # the mean over draws of each seed, then over seeds
             return [statistics.fmean(r["fewshot"][fraction]) for r in runs if fraction in r.get("fewshot", {})]
 
-        lines.append(f"| {budget:g}x ({seen:,}) | {name} | {','.join(str(r['seed']) for r in runs)} | "
+        when = f"{budget:g}x ({seen:,})" if budget else "0 (untrained)"
+        shown = name if budget else "the encoder before pretraining (the same for every variant)"
+        lines.append(f"| {when} | {shown} | {','.join(str(r['seed']) for r in runs)} | "
                      f"{cell([r['knn_top1'] for r in runs])} | {cell([r['linear_probe_top1'] for r in runs])} | "
                      f"{cell(fewshot('0.01'))} | {cell(fewshot('0.1'))} |")
     return lines
@@ -92,10 +94,13 @@ def plot_budget_curve(evals: dict, path: Path) -> None:
         for r in evals.values():
             if key in r and not r.get("tag"):
                 series[r["variant"]][r["images_seen"]].append(100 * r[key])
+        untrained = [v for name in series for v in series[name].pop(0, [])]
         for name in sorted(series, key=method_key):
             xs = sorted(series[name])
             stats = [mean_std(series[name][x]) for x in xs]
             ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name)
+        if untrained:
+            ax.axhline(statistics.fmean(untrained), color="gray", linestyle="--", label="untrained encoder")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("images seen in pretraining")
         ax.set_ylabel(f"{title} (%)")
