@@ -92,7 +92,7 @@ def plot_budget_curve(evals: dict, path: Path) -> None:
     for ax, (key, title) in zip(axes, metrics):
         series = defaultdict(lambda: defaultdict(list))
         for r in evals.values():
-            if key in r and not r.get("tag"):
+            if key in r and (not r.get("tag") or r["budget"] == 0):  # budget 0: the untrained reference
                 series[r["variant"]][r["images_seen"]].append(100 * r[key])
         untrained = [v for name in series for v in series[name].pop(0, [])]
         for name in sorted(series, key=method_key):
