@@ -7,6 +7,7 @@ continues from its last checkpoint) and runs its jobs `--jobs` at a time with th
     python benchmarks/cifar10_evidence.py pretrain --budgets 4,8 --seeds 1         # second seed at the largest
     python benchmarks/cifar10_evidence.py finetune --budget 8 --finetune_epochs 1,2,4,8
     python benchmarks/cifar10_evidence.py attention --budget 8
+    python benchmarks/cifar10_evidence.py teacher                                  # the EMA encoders, evaluated too
     python benchmarks/cifar10_evidence.py report                                   # tables and plots
     python benchmarks/cifar10_evidence.py pretrain ... --gpu                       # GPU sizing (see --gpu)
 
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cifar10_compare import CIFAR, CPU_MODEL, VARIANTS  # noqa: E402 - the same variants and CPU sizing
 from cifar10_report import load_evals  # noqa: E402
 
-STAGES = ("pretrain", "finetune", "attention", "report")
+STAGES = ("pretrain", "finetune", "attention", "teacher", "report")
 TRAIN_IMAGES = 50000
 
 
@@ -135,11 +136,12 @@ def pretrain_command(args, job: dict, run_dir: Path) -> list[str]:
     return cmd
 
 
-def frozen_features(args, run_dir: Path):
-    """CLS features of all training and test images from a run's online encoder, cached beside the checkpoint."""
+def frozen_features(args, run_dir: Path, branch: str = "online"):
+    """CLS features of all training and test images from a run's online (or momentum) encoder, cached beside the
+    checkpoint."""
     import torch
 
-    cache = run_dir / "features.pt"
+    cache = run_dir / ("features.pt" if branch == "online" else f"features_{branch}.pt")
     if cache.exists():
         return torch.load(cache)
     from datasets import load_dataset
@@ -152,7 +154,13 @@ def frozen_features(args, run_dir: Path):
     columns = data["train"].column_names
     image = next(c for c in IMAGE_COLUMN_CANDIDATES if c in columns)
     label = next(c for c in LABEL_COLUMN_CANDIDATES if c in columns)
-    encoder = MacrlModel.from_pretrained(run_dir).to("cuda" if torch.cuda.is_available() else "cpu")
+    if branch == "online":
+        encoder = MacrlModel.from_pretrained(run_dir)
+    else:  # the EMA teacher, as DINO evaluates it
+        from macrl_hf import MacrlForPreTraining
+
+        encoder = MacrlForPreTraining.from_pretrained(run_dir).momentum_encoder
+    encoder = encoder.to("cuda" if torch.cuda.is_available() else "cpu")
     processor = json.loads((run_dir / "preprocessor_config.json").read_text())
     common = dict(image_column=image, label_column=label, image_size=encoder.config.image_size,
                   mean=processor["image_mean"], std=processor["image_std"], batch_size=512,
@@ -185,7 +193,6 @@ def pretrain_job(args, job: dict) -> None:
     import torch
 
     import run_pretraining
-    from macrl_hf.evaluation import fewshot_accuracy, knn_accuracy, linear_probe_accuracy
 
     run_dir = Path(args.output_dir) / "runs" / job["name"]
     if job["budget"] == 0 and not (run_dir / "train_results.json").exists():
@@ -202,19 +209,41 @@ def pretrain_job(args, job: dict) -> None:
         })
     summary = json.loads((run_dir / "pretrain_summary.json").read_text())
     train = json.loads((run_dir / "train_results.json").read_text())
-    train_x, train_y, test_x, test_y = frozen_features(args, run_dir)
-    num_classes = int(train_y.max()) + 1
     result = {**{k: job[k] for k in ("variant", "tag", "budget", "seed")},
               "images_seen": summary["steps"] * args.batch_size, **summary,
               "train_samples_per_second": train.get("train_samples_per_second"),
               "overrides": overrides(args, job["variant"]), "base_learning_rate": args.base_learning_rate,
-              "threads": torch.get_num_threads(),
-              "knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=num_classes),
-              "linear_probe_top1": linear_probe_accuracy(train_x, train_y, test_x, test_y, args.probe_epochs,
-                                                         num_classes, seed=job["seed"]),
-              "fewshot": {f"{f:g}": fewshot_accuracy(train_x, train_y, test_x, test_y, f, args.fewshot_draws)
-                          for f in floats(args.fewshot_fractions)}}
+              "threads": torch.get_num_threads(), **frozen_evaluations(args, run_dir, job["seed"])}
     write_json(Path(args.output_dir) / "evals" / f"{job['name']}.json", result)
+
+
+def frozen_evaluations(args, run_dir: Path, seed: int, branch: str = "online") -> dict:
+    """kNN (k=20), linear probe and few-shot probes of a run's frozen features on the test split."""
+    from macrl_hf.evaluation import fewshot_accuracy, knn_accuracy, linear_probe_accuracy
+
+    train_x, train_y, test_x, test_y = frozen_features(args, run_dir, branch)
+    num_classes = int(train_y.max()) + 1
+    return {"knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=num_classes),
+            "linear_probe_top1": linear_probe_accuracy(train_x, train_y, test_x, test_y, args.probe_epochs,
+                                                       num_classes, seed=seed),
+            "fewshot": {f"{f:g}": fewshot_accuracy(train_x, train_y, test_x, test_y, f, args.fewshot_draws)
+                        for f in floats(args.fewshot_fractions)}}
+
+
+def teacher_stage(args) -> None:
+    """The momentum (EMA) encoder of every finished run that has one, evaluated like the online encoder and
+    recorded beside it (`momentum_encoder` in its evals file): which of the two encoders to export."""
+    out = Path(args.output_dir)
+    for name, result in load_evals(out).items():
+        run_dir = out / "runs" / name
+        if ("linear_probe_top1" not in result or "momentum_encoder" in result or result.get("budget") == 0
+                or result["variant"] == "mae" or not (run_dir / "model.safetensors").exists()):
+            continue
+        if args.budget is not None and result["budget"] != args.budget:
+            continue
+        print(f"teacher: {name}", flush=True)
+        result["momentum_encoder"] = frozen_evaluations(args, run_dir, result["seed"], branch="momentum")
+        write_json(out / "evals" / f"{name}.json", result)
 
 
 def finetune_job(args, job: dict) -> None:
@@ -344,6 +373,8 @@ def main(argv=None):
         run_jobs(args, "pretrain", pretrain_jobs(args))
     elif args.stage == "finetune":
         run_jobs(args, "finetune", finetune_jobs(args))
+    elif args.stage == "teacher":
+        teacher_stage(args)
     elif args.stage == "attention":
         from cifar10_attention import attention_stage
 

@@ -63,6 +63,21 @@ def pretrain_table(evals: dict) -> list[str]:
     return lines
 
 
+def teacher_table(evals: dict) -> list[str]:
+    """Online against momentum (EMA) encoder, per run that has both evaluated."""
+    rows = [r for r in evals.values() if "momentum_encoder" in r]
+    if not rows:
+        return []
+    lines = ["| run | encoder | kNN top-1 | linear probe top-1 | 1 % labels | 10 % labels |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(rows, key=lambda r: (r["budget"], method_key(method(r)), r["seed"])):
+        for label, values in (("online", r), ("momentum (EMA)", r["momentum_encoder"])):
+            shots = [statistics.fmean(values["fewshot"][f]) for f in ("0.01", "0.1")]
+            lines.append(f"| {method(r)} {r['budget']:g}x seed {r['seed']} | {label} | {100 * values['knn_top1']:.1f} | "
+                         f"{100 * values['linear_probe_top1']:.1f} | {100 * shots[0]:.1f} | {100 * shots[1]:.1f} |")
+    return lines
+
+
 def finetune_table(evals: dict) -> list[str]:
     groups = defaultdict(list)  # (method, budget) -> {epochs: [top1 per seed]}
     for r in evals.values():
@@ -146,6 +161,9 @@ def write_report(out: Path) -> str:
              "Mean ± sample std over seeds (the seeds' values in brackets); few-shot: each seed's mean over its "
              "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
     lines += pretrain_table(evals)
+    teacher = teacher_table(evals)
+    if teacher:
+        lines += ["", "## Online or momentum (EMA) encoder", ""] + teacher
     ft = finetune_table(evals)
     if ft:
         lines += ["", "## Fine-tuning efficiency (test top-1 after N epochs, each its own run)", ""] + ft
