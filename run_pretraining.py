@@ -167,6 +167,19 @@ def streaming_datasets(data_args, training_args, model_args, config, mean, std):
     return data, train_dataset, eval_dataset, train_transform
 
 
+def set_learning_rate(training_args, given: dict) -> int:
+    """lr = base x global batch / 256 (run_mae.py's rule), unless --learning_rate was given; returns the batch."""
+    total_batch = (training_args.train_batch_size * training_args.gradient_accumulation_steps
+                   * training_args.world_size)
+    base_lr = training_args.base_learning_rate
+    if "learning_rate" in given and base_lr is not None:
+        raise ValueError("Give --learning_rate or --base_learning_rate (lr = base x total batch / 256), not both")
+    if "learning_rate" not in given:
+        training_args.learning_rate = (base_lr or DEFAULT_BASE_LEARNING_RATE) * total_batch / 256
+    logger.info("Total batch %d, learning rate %.3g", total_batch, training_args.learning_rate)
+    return total_batch
+
+
 def main(argv=None):
     model_args, data_args, training_args = parse_arguments(
         (ModelArguments, DataTrainingArguments, PretrainingArguments), argv
@@ -219,14 +232,7 @@ def main(argv=None):
         training_args.do_eval = False
         training_args.eval_strategy = "no"
 
-    total_batch = (training_args.train_batch_size * training_args.gradient_accumulation_steps
-                   * training_args.world_size)
-    base_lr = training_args.base_learning_rate
-    if "learning_rate" in given and base_lr is not None:
-        raise ValueError("Give --learning_rate or --base_learning_rate (lr = base x total batch / 256), not both")
-    if "learning_rate" not in given:
-        training_args.learning_rate = (base_lr or DEFAULT_BASE_LEARNING_RATE) * total_batch / 256
-    logger.info("Total batch %d, learning rate %.3g", total_batch, training_args.learning_rate)
+    total_batch = set_learning_rate(training_args, given)
     if not data_args.streaming and len(data.train) < total_batch and training_args.dataloader_drop_last:
         raise ValueError(f"The training set has {len(data.train)} images, fewer than one batch of {total_batch} "
                          "(with --dataloader_drop_last): lower --per_device_train_batch_size.")
