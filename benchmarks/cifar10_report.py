@@ -117,7 +117,10 @@ def plot_budget_curve(evals: dict, path: Path) -> None:
         if untrained:
             ax.axhline(statistics.fmean(untrained), color="gray", linestyle="--", label="untrained encoder")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("images seen in pretraining")
+        seen = sorted({x for name in series for x in series[name]})
+        ax.set_xticks(seen, [f"{x / 1000:.0f}k" for x in seen])
+        ax.minorticks_off()
+        ax.set_xlabel("images seen in pretraining (1x = 50k)")
         ax.set_ylabel(f"{title} (%)")
         ax.set_title(f"CIFAR-10 test: {title}")
         ax.grid(alpha=0.3)
