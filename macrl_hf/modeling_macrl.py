@@ -38,7 +38,8 @@ from transformers.models.vit_mae.modeling_vit_mae import (
     ViTMAELayer,
     build_2d_sinusoidal_position_embedding,
 )
-from transformers.utils import ModelOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
@@ -304,7 +305,7 @@ class MacrlModel(MacrlPreTrainedModel):
         mask_ratio: float = 0.0,
         noise: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> MacrlModelOutput:
         r"""
         pixel_values: `(batch, channels, height, width)`.
@@ -465,7 +466,7 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
         momentum_noise: torch.Tensor | None = None,
         return_loss: bool = True,
         contrastive_scale: torch.Tensor | float | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> MacrlForPreTrainingOutput | tuple:
         r"""
         pixel_values: the main (strong) view, `(batch, channels, image_size, image_size)`.
