@@ -246,17 +246,21 @@ def teacher_stage(args) -> None:
         write_json(out / "evals" / f"{name}.json", result)
 
 
+def finetune_command(args, job: dict, out: Path) -> list[str]:
+    cmd = ["--model_name_or_path", job["source"],
+           "--dataset_name", args.dataset_name, "--output_dir", str(out), "--protocol", "finetune",
+           "--num_train_epochs", f"{job['epochs']:g}", "--max_train_samples", str(args.finetune_samples),
+           "--per_device_train_batch_size", "128", "--per_device_eval_batch_size", "512",
+           "--learning_rate", "1e-3", "--layer_decay", "0.75", "--weight_decay", "0.05",
+           "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--seed", str(job["seed"]),
+           "--disable_tqdm", "true"]
+    return cmd + (["--bf16", "true", "--dataloader_num_workers", "8"] if args.gpu else ["--use_cpu", "true"])
+
+
 def finetune_job(args, job: dict) -> None:
     out = Path(args.output_dir) / "finetune" / job["name"]
     if not (out / "all_results.json").exists():
-        cmd = [sys.executable, str(ROOT / "run_classification.py"), "--model_name_or_path", job["source"],
-               "--dataset_name", args.dataset_name, "--output_dir", str(out), "--protocol", "finetune",
-               "--num_train_epochs", f"{job['epochs']:g}", "--max_train_samples", str(args.finetune_samples),
-               "--per_device_train_batch_size", "128", "--per_device_eval_batch_size", "512",
-               "--learning_rate", "1e-3", "--layer_decay", "0.75", "--weight_decay", "0.05",
-               "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--seed", str(job["seed"]),
-               "--disable_tqdm", "true"]
-        cmd += ["--bf16", "true", "--dataloader_num_workers", "8"] if args.gpu else ["--use_cpu", "true"]
+        cmd = [sys.executable, str(ROOT / "run_classification.py"), *finetune_command(args, job, out)]
         subprocess.run(cmd, check=True, cwd=ROOT)
     results = json.loads((out / "all_results.json").read_text())
     write_json(Path(args.output_dir) / "evals" / f"{job['name']}.json", {

@@ -57,3 +57,37 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
         assert expected in report, expected
     for figure in ("budget_curve.png", "finetune_curve.png", "attention.png"):
         assert (tmp_path / "out" / figure).stat().st_size > 0, figure
+
+
+def test_gpu_sizing_builds_commands_the_scripts_accept(tmp_path, monkeypatch):
+    """`--gpu` cannot run here; what can be checked is that its commands (full preset, batch 512, 20 epochs a unit,
+    bf16, loader workers, base LR 1.5e-4) are what it promises and that both scripts' own parsers accept them."""
+    import importlib.util
+
+    import transformers.training_args
+
+    import run_classification
+    import run_pretraining
+    from macrl_hf.scripts import parse_arguments
+
+    spec = importlib.util.spec_from_file_location("cifar10_evidence", ROOT / "benchmarks" / "cifar10_evidence.py")
+    evidence_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evidence_module)
+    args = evidence_module.parse_args(["pretrain", "--gpu"])
+    assert (args.batch_size, args.unit_epochs, args.base_learning_rate, args.finetune_samples) == (512, 20.0, 1.5e-4,
+                                                                                                 50000)
+    job = {"variant": "macrl", "budget": 2.0, "seed": 1, "epochs": 4.0, "source": str(tmp_path / "run")}
+    # bf16 is refused at parse time on a machine without a bf16 GPU; this machine stands in for one
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda: True)
+    model_args, _, pretraining = parse_arguments(
+        (run_pretraining.ModelArguments, run_pretraining.DataTrainingArguments, run_pretraining.PretrainingArguments),
+        evidence_module.pretrain_command(args, job, tmp_path / "run"))
+    assert pretraining.bf16 and not pretraining.use_cpu and pretraining.dataloader_num_workers == 8
+    assert (pretraining.num_train_epochs, pretraining.per_device_train_batch_size, pretraining.seed) == (40, 512, 1)
+    assert pretraining.base_learning_rate == 1.5e-4 and "hidden_size=128" not in (model_args.config_overrides or "")
+    model_args, _, finetune = parse_arguments(
+        (run_classification.ModelArguments, run_classification.ImageDataArguments,
+         run_classification.ClassificationTrainingArguments),
+        evidence_module.finetune_command(args, job, tmp_path / "ft"))
+    assert finetune.bf16 and not finetune.use_cpu and finetune.num_train_epochs == 4
+    assert model_args.model_name_or_path == job["source"]
