@@ -127,7 +127,8 @@ def evaluation_splits(args):
 
 
 def frozen_evaluations(args, variant: str, run_dir: Path) -> dict:
-    """kNN (k=20) and linear probe on the run's own training images, evaluated on the whole test split."""
+    """kNN (k=20) and linear probe fitted on the first --train_samples training images (not the seeded subset the run
+    pretrained on), evaluated on the whole test split."""
     from macrl_hf import MacrlModel
     from macrl_hf.evaluation import extract_features, knn_accuracy, linear_probe_accuracy
 

@@ -370,7 +370,8 @@ def main(argv=None):
     if args.stage.startswith("_"):  # inside a job process
         job = json.loads(args.job)
         return pretrain_job(args, job) if args.stage == "_pretrain_job" else finetune_job(args, job)
-    if args.stage in ("pretrain", "finetune") and not Path(args.dataset_name).exists():
+    local = args.dataset_name.startswith((".", "/", "~")) or args.dataset_name.count("/") != 1  # else a Hub id
+    if args.stage in ("pretrain", "finetune") and local and not Path(args.dataset_name).exists():
         sys.exit(f"CIFAR-10 not found at {args.dataset_name}; pass --dataset_name (a local copy or uoft-cs/cifar10)")
     out.mkdir(parents=True, exist_ok=True)
     if args.stage == "pretrain":

@@ -180,7 +180,7 @@ def _add_common_arguments(parser) -> None:
     parser.add_argument("--label_column_name")
     parser.add_argument("--train_val_split", type=float, default=0.15,
                         help="share of train held out when there is no validation split")
-    parser.add_argument("--max_train_samples", type=int, help="use the first N training images")
+    parser.add_argument("--max_train_samples", type=int, help="use a seeded random subset of N training images")
     parser.add_argument("--max_eval_samples", type=int)
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--num_workers", type=int, default=0)
