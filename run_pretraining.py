@@ -72,6 +72,11 @@ class ModelArguments:
     config_name: str | None = field(default=None, metadata={"help": "A MacrlConfig file or directory."})
     config_overrides: str | None = field(default=None, metadata={"help": "Override config fields, e.g. "
                                                                   "'mask_ratio=0.6,contrastive_weight=0.5'."})
+    # run_mae.py's two model flags; unset, the preset's (or checkpoint's) values stay.
+    mask_ratio: float | None = field(default=None, metadata={"help": "Share of patches hidden from the online "
+                                                            "encoder (preset default 0.75)."})
+    norm_pix_loss: bool | None = field(default=None, metadata={"help": "Reconstruct per-patch normalised pixels "
+                                                                "(preset default true)."})
     image_processor_name: str | None = field(default=None, metadata={"help": "Take size/mean/std from this "
                                                                       "image processor; default ImageNet statistics."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache downloaded datasets."})
@@ -113,7 +118,10 @@ def build_config(model_args: ModelArguments, demo: bool) -> MacrlConfig:
     if model_args.config_overrides:
         logger.info("Overriding config: %s", model_args.config_overrides)
         config.update_from_string(model_args.config_overrides)
-        config.check()
+    for name in ("mask_ratio", "norm_pix_loss"):
+        if getattr(model_args, name) is not None:
+            setattr(config, name, getattr(model_args, name))
+    config.check()
     return config
 
 

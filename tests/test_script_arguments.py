@@ -64,3 +64,19 @@ def test_remove_unused_columns_true_is_refused(tmp_path, config_dir):
 def test_given_arguments_reads_every_spelling():
     given = given_arguments(["--save_steps", "3", "--eval-steps=4", "--use_cpu", "--seed", "1"])
     assert given == {"save_steps": "3", "eval_steps": "4", "use_cpu": None, "seed": "1"}
+
+
+def test_run_mae_model_flags_override_the_preset():
+    """`--mask_ratio` / `--norm_pix_loss` as in run_mae.py: applied over the preset, checked like any config field."""
+    import run_pretraining
+
+    def config(*argv):
+        model_args = run_pretraining.parse_arguments((run_pretraining.ModelArguments,), ["--preset",
+                                                                                           "vit-tiny-patch4-32", *argv])[0]
+        return run_pretraining.build_config(model_args, demo=False)
+
+    assert (config().mask_ratio, config().norm_pix_loss) == (0.75, True)
+    chosen = config("--mask_ratio", "0.6", "--norm_pix_loss", "false")
+    assert (chosen.mask_ratio, chosen.norm_pix_loss) == (0.6, False)
+    with pytest.raises(ValueError, match="mask_ratio=1.0"):
+        config("--mask_ratio", "1.0")
