@@ -88,11 +88,12 @@ def finetune_table(evals: dict) -> list[str]:
     epochs = sorted({r["epochs"] for runs in groups.values() for r in runs})
     lines = ["| method (pretrained at) | " + " | ".join(f"{e:g} epoch{'s' if e != 1 else ''}" for e in epochs) + " |",
              "| --- |" + " --- |" * len(epochs)]
-    for (name, budget) in sorted(groups, key=lambda k: (method_key(k[0]), k[1])):
+    for (name, budget) in sorted(groups, key=lambda k: (k[1] > 0, method_key(k[0]), k[1])):
         runs = groups[(name, budget)]
         cells = [cell([r["finetune_top1"] for r in sorted(runs, key=lambda r: r["seed"]) if r["epochs"] == e])
                  for e in epochs]
-        lines.append(f"| {name} ({budget:g}x) | " + " | ".join(cells) + " |")
+        label = "untrained encoder (no pretraining)" if budget == 0 else f"{name} ({budget:g}x)"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -138,16 +139,21 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
 
     series = defaultdict(lambda: defaultdict(list))
     for r in evals.values():
-        if "finetune_top1" in r and not r.get("tag"):
-            series[f"{r['variant']} ({r['budget']:g}x)"][r["epochs"]].append(100 * r["finetune_top1"])
+        if "finetune_top1" in r and (not r.get("tag") or r["budget"] == 0):  # budget 0: from scratch
+            name = "untrained encoder" if r["budget"] == 0 else f"{r['variant']} ({r['budget']:g}x)"
+            series[name][r["epochs"]].append(100 * r["finetune_top1"])
     if not series:
         return
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name in sorted(series, key=lambda n: method_key(n.split(" ")[0])):
         xs = sorted(series[name])
         stats = [mean_std(series[name][x]) for x in xs]
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name)
+        style = {"color": "gray", "linestyle": "--"} if name == "untrained encoder" else {}
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name, **style)
     ax.set_xscale("log", base=2)
+    epochs = sorted({x for name in series for x in series[name]})
+    ax.set_xticks(epochs, [f"{x:g}" for x in epochs])
+    ax.minorticks_off()
     ax.set_xlabel("fine-tuning epochs")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("CIFAR-10 fine-tuning efficiency")

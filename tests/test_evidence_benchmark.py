@@ -50,10 +50,13 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     assert "momentum_encoder" in json.loads((tmp_path / "out" / "evals" / "macrl-1x-s0.json").read_text())
     evidence("finetune", "--budget", "1", "--variants", "macrl", "--finetune_epochs", "1", "--finetune_samples",
              "24", *common)
+    evidence("finetune", "--budget", "0", "--variants", "macrl", "--finetune_epochs", "1",
+             "--finetune_samples", "24", *common)  # the from-scratch reference
     evidence("attention", "--budget", "1", "--variants", "macrl", "--attention_images", "3", *common)
     report = (tmp_path / "out" / "results.md").read_text()
     for expected in ("| 1x (48) | macrl |", "0 (untrained)", "Fine-tuning efficiency", "centre share",
-                     "momentum (EMA)"):
+                     "momentum (EMA)",
+                     "| untrained encoder (no pretraining) |"):
         assert expected in report, expected
     for figure in ("budget_curve.png", "finetune_curve.png", "attention.png"):
         assert (tmp_path / "out" / figure).stat().st_size > 0, figure
