@@ -17,7 +17,8 @@ NUM_PROCESSES=$((SLURM_NNODES * GPUS_PER_NODE))
 
 # Each node's task launches its 8 processes; SLURM_NODEID is the node rank. --dataloader_num_workers: as many as a
 # node's cores allow; benchmarks/data_speed.py estimates that one H100-class GPU at ViT-B/16 would need ~130 at
-# 224 px, so the CPU augmentation, not the GPU, sets the pace. The learning rate scales with all NUM_PROCESSES processes' batch.
+# 224 px, so the CPU augmentation, not the GPU, sets the pace. The learning rate scales with all NUM_PROCESSES
+# processes' batch.
 srun bash -c "accelerate launch \
     --multi_gpu --num_machines $SLURM_NNODES --num_processes $NUM_PROCESSES --machine_rank \$SLURM_NODEID \
     --main_process_ip $MASTER_ADDR --main_process_port $MASTER_PORT --mixed_precision bf16 \
