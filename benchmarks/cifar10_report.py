@@ -44,7 +44,7 @@ def method_key(name: str):
 def pretrain_table(evals: dict) -> list[str]:
     groups = defaultdict(list)  # (budget, method) -> runs, seed order
     for r in evals.values():
-        if "linear_probe_top1" in r:
+        if "linear_probe_top1" in r and (not r.get("tag") or r["budget"] == 0):  # modified methods: their own table
             groups[(r["budget"], method(r))].append(r)
     lines = ["| budget (images seen) | method | seeds | kNN top-1 (k=20) | linear probe top-1 | 1 % labels "
              "(few-shot) | 10 % labels (few-shot) |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -60,6 +60,50 @@ def pretrain_table(evals: dict) -> list[str]:
         lines.append(f"| {when} | {shown} | {','.join(str(r['seed']) for r in runs)} | "
                      f"{cell([r['knn_top1'] for r in runs])} | {cell([r['linear_probe_top1'] for r in runs])} | "
                      f"{cell(fewshot('0.01'))} | {cell(fewshot('0.1'))} |")
+    return lines
+
+
+METRICS = (("kNN top-1", lambda r: r["knn_top1"]), ("linear probe top-1", lambda r: r["linear_probe_top1"]),
+           ("1 % labels", lambda r: statistics.fmean(r["fewshot"]["0.01"])),
+           ("10 % labels", lambda r: statistics.fmean(r["fewshot"]["0.1"])))
+
+
+def compare(candidate: list[float], base: list[float]) -> str:
+    """Candidate against base on the seeds both ran. Beyond the seed spread means the seeds' ranges do not overlap."""
+    delta = 100 * (statistics.fmean(candidate) - statistics.fmean(base))
+    if len(candidate) < 2:
+        verdict = "one seed"
+    elif min(candidate) > max(base):
+        verdict = "better"
+    elif max(candidate) < min(base):
+        verdict = "worse"
+    else:
+        verdict = "within spread"
+    return f"{cell(candidate)} vs {cell(base)}: {delta:+.1f}, {verdict}"
+
+
+def changed(candidate: dict, base: dict) -> str:
+    """The config overrides the modified run adds to its unmodified one."""
+    before = set(base.get("overrides", "").split(","))
+    return ",".join(x for x in candidate.get("overrides", "").split(",") if x not in before) or "?"
+
+
+def candidates_table(evals: dict) -> list[str]:
+    """Each modified method (a tag) against its unmodified variant at the same budget, on the seeds both ran."""
+    runs = {(r["variant"], r.get("tag", ""), r["budget"], r["seed"]): r for r in evals.values()
+            if "linear_probe_top1" in r and r["budget"] > 0}
+    groups = defaultdict(list)
+    for (variant, tag, budget, seed), r in runs.items():
+        if tag and (variant, "", budget, seed) in runs:
+            groups[(budget, variant, tag)].append((r, runs[(variant, "", budget, seed)]))
+    if not groups:
+        return []
+    lines = ["| modified method | budget | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
+             "| --- | --- | --- |" + " --- |" * len(METRICS)]
+    for budget, variant, tag in sorted(groups, key=lambda k: (k[2], k[0], method_key(k[1]))):
+        pairs = sorted(groups[(budget, variant, tag)], key=lambda pair: pair[0]["seed"])
+        cells = [compare([get(c) for c, _ in pairs], [get(b) for _, b in pairs]) for _, get in METRICS]
+        lines.append(f"| {variant}+{tag} (`{changed(*pairs[0])}`) | {budget:g}x | {','.join(str(c['seed']) for c, _ in pairs)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -165,11 +209,19 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
 
 
 def write_report(out: Path) -> str:
+    if not (out / "evals").is_dir():
+        sys.exit(f"{out}: no evals/ folder; run `cifar10_evidence.py pretrain --output_dir {out}` first")
     evals = load_evals(out)
     lines = ["# CIFAR-10 evidence (benchmarks/cifar10_evidence.py)", "",
              "Mean ± sample std over seeds (the seeds' values in brackets); few-shot: each seed's mean over its "
              "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
     lines += pretrain_table(evals)
+    candidates = candidates_table(evals)
+    if candidates:
+        lines += ["", "## Modified methods against the unmodified ones (part 5)", "",
+                  "Each cell: modified vs unmodified, mean ± std over the seeds both ran (values in brackets), the "
+                  "difference of the means in points, and `better` / `worse` only where the seeds' ranges do not "
+                  "overlap (beyond the seed spread); otherwise `within spread`.", ""] + candidates
     teacher = teacher_table(evals)
     if teacher:
         lines += ["", "## Online or momentum (EMA) encoder", ""] + teacher

@@ -1,0 +1,43 @@
+"""benchmarks/cifar10_report.py on hand-made per-run results: a modified method (a tag) is compared with its
+unmodified variant on the seeds both ran, and called better or worse only beyond the seed spread."""
+
+import importlib.util
+import json
+
+import pytest
+from helpers import ROOT
+
+spec = importlib.util.spec_from_file_location("cifar10_report", ROOT / "benchmarks" / "cifar10_report.py")
+report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report)
+
+
+def run(variant, seed, knn, linear, tag="", extra=""):
+    return {"variant": variant, "tag": tag, "budget": 2.0, "seed": seed, "images_seen": 99840, "knn_top1": knn,
+            "linear_probe_top1": linear, "fewshot": {"0.01": [0.30, 0.32], "0.1": [0.40, 0.42]},
+            "overrides": "hidden_size=128,mask_ratio=0.75" + extra}
+
+
+def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
+    runs = {"macrl-2x-s0": run("macrl", 0, 0.44, 0.470), "macrl-2x-s1": run("macrl", 1, 0.46, 0.480),
+            "macrl+m50-2x-s0": run("macrl", 0, 0.47, 0.475, "m50", ",mask_ratio=0.5"),
+            "macrl+m50-2x-s1": run("macrl", 1, 0.48, 0.478, "m50", ",mask_ratio=0.5"),
+            "moco-2x-s0": run("moco", 0, 0.46, 0.48), "moco+pred-2x-s0": run("moco", 0, 0.40, 0.47, "pred", ",p=8")}
+    (tmp_path / "evals").mkdir()
+    for name, r in runs.items():
+        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    text = report.write_report(tmp_path)
+    budget_table, candidates = text.split("## Modified methods")
+    assert "+m50" not in budget_table and "+pred" not in budget_table  # modified methods stay out of the curve
+    m50 = next(line for line in candidates.splitlines() if line.startswith("| macrl+m50"))
+    assert "`mask_ratio=0.5`" in m50 and "| 0,1 |" in m50
+    knn, linear = m50.split(" | ")[3:5]
+    assert knn.endswith("+2.5, better")  # 47, 48 against 44, 46: the ranges do not overlap
+    assert linear.endswith("+0.2, within spread")  # 47.5, 47.8 against 47.0, 48.0
+    pred = next(line for line in candidates.splitlines() if line.startswith("| moco+pred"))
+    assert "-6.0, one seed" in pred  # one seed decides nothing
+
+
+def test_report_without_results_names_the_folder(tmp_path):
+    with pytest.raises(SystemExit, match="no evals/ folder"):
+        report.write_report(tmp_path)
