@@ -27,6 +27,7 @@ reconstruction images; it loads with `MacrlForPreTraining.from_pretrained` and t
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from transformers import ViTImageProcessor, set_seed
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -61,6 +62,10 @@ class DataTrainingArguments(ImageDataArguments):
                                                      "needs --max_steps. Resumes exactly (README, Scaling out)."})
     shuffle_buffer_size: int = field(default=1000, metadata={"help": "With --streaming: examples in the seeded "
                                                              "shuffle buffer of each data loader worker."})
+    strong_view_branch: Literal["main", "momentum"] = field(default="main", metadata={
+        "help": "Which branch gets the strongly augmented view (colour jitter, grayscale, small crops): 'main', the "
+                "masked online view, as in the paper; or 'momentum', the unmasked key view, as in CMAE and ConMIM "
+                "(the main view then gets crop and flip only)."})
 
 
 @dataclass
@@ -135,7 +140,7 @@ def warn_if_queue_too_large(config: MacrlConfig, num_train: int) -> None:
             max(1, 2 ** int(math.log2(max(1, num_train * QUEUE_SHARE_LIMIT)))))
 
 
-def map_style_datasets(data, training_args, config, mean, std):
+def map_style_datasets(data, data_args, training_args, config, mean, std):
     """(train, eval, train transform) for data loaded whole: the views built in `with_transform`."""
     # Index each sample so that its augmentation is seeded by (seed, epoch, index): exact resume.
     # Persistent workers keep their epoch-0 copy of the transform, so per-epoch seeding would repeat augmentations.
@@ -144,12 +149,14 @@ def map_style_datasets(data, training_args, config, mean, std):
         logger.warning("--dataloader_persistent_workers: augmentations are not seeded per sample, so a resumed run "
                        "will not repeat an uninterrupted one exactly.")
     train_transform = pretraining_transform(data.image_column, config.image_size, mean, std,
-                                            seed=training_args.seed if seeded else None)
+                                            seed=training_args.seed if seeded else None,
+                                            strong_view_branch=data_args.strong_view_branch)
     train_dataset = data.train.add_column(INDEX_COLUMN, range(len(data.train))).with_transform(train_transform)
     eval_dataset = None
     if data.validation is not None:
         eval_dataset = data.validation.with_transform(
-            pretraining_transform(data.image_column, config.image_size, mean, std))
+            pretraining_transform(data.image_column, config.image_size, mean, std,
+                                  strong_view_branch=data_args.strong_view_branch))
     return train_dataset, eval_dataset, train_transform
 
 
@@ -161,7 +168,8 @@ def streaming_datasets(data_args, training_args, model_args, config, mean, std):
                                                      model_args.cache_dir)
     image_column, label_column = stream_columns(train_stream, data_args.image_column_name,
                                                 data_args.label_column_name)
-    train_transform = pretraining_transform(image_column, config.image_size, mean, std, seed=training_args.seed)
+    train_transform = pretraining_transform(image_column, config.image_size, mean, std, seed=training_args.seed,
+                                            strong_view_branch=data_args.strong_view_branch)
     train_dataset = StreamingViews(train_stream, train_transform, image_column,
                                    training_args.per_device_train_batch_size, training_args.seed,
                                    data_args.shuffle_buffer_size, training_args.process_index, training_args.world_size)
@@ -169,7 +177,8 @@ def streaming_datasets(data_args, training_args, model_args, config, mean, std):
     validation = eval_dataset = None
     if validation_stream is not None:
         validation = first_examples(validation_stream, data_args.max_eval_samples or 1000, image_column, label_column)
-        eval_dataset = validation.with_transform(pretraining_transform(image_column, config.image_size, mean, std))
+        eval_dataset = validation.with_transform(pretraining_transform(
+            image_column, config.image_size, mean, std, strong_view_branch=data_args.strong_view_branch))
     name = data_args.dataset_name or data_args.train_dir
     data = ImageData(bank, validation, image_column, label_column, f"{name} (streamed)")
     return data, train_dataset, eval_dataset, train_transform
@@ -232,7 +241,8 @@ def main(argv=None):
         data, train_dataset, eval_dataset, train_transform = streaming_datasets(data_args, training_args, model_args,
                                                                                 config, mean, std)
     else:
-        train_dataset, eval_dataset, train_transform = map_style_datasets(data, training_args, config, mean, std)
+        train_dataset, eval_dataset, train_transform = map_style_datasets(data, data_args, training_args, config,
+                                                                          mean, std)
     if eval_dataset is None:
         if training_args.do_eval:
             logger.warning("%s has no validation split: no evaluation and no kNN monitor (pass --validation_dir or "

@@ -21,7 +21,8 @@ data, augmentations, heads, schedule and seeds; only its loss differs (see VARIA
 Attention: the last layer's CLS attention of each variant on the same 8 test images, and two measured proxies over
 the test set (see attention_proxies).
 
-`--extra_overrides` + `--tag` run a modified method (e.g. `--extra_overrides predictor_hidden_size=512 --tag pred`);
+`--extra_overrides` (config fields) or `--extra_args` (run_pretraining.py flags) + `--tag` run a modified method
+(e.g. `--extra_overrides predictor_hidden_size=512 --tag pred`, `--extra_args "--strong_view_branch momentum" --tag swap`);
 its results sit beside the untagged ones. Per-run results land in OUTPUT_DIR/evals/*.json (small, committed);
 checkpoints in OUTPUT_DIR/runs/ (not committed).
 """
@@ -29,6 +30,7 @@ checkpoints in OUTPUT_DIR/runs/ (not committed).
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -59,7 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--preset", default="vit-tiny-patch4-32")
     p.add_argument("--model_overrides", default=CPU_MODEL, help="config overrides shared by all variants")
     p.add_argument("--extra_overrides", default="", help="appended to every variant: a modified method")
-    p.add_argument("--tag", default="", help="names the runs of --extra_overrides (required with it)")
+    p.add_argument("--extra_args", default="", help="run_pretraining.py flags appended for every variant, e.g. "
+                   "'--strong_view_branch momentum': a modified method")
+    p.add_argument("--tag", default="", help="names the runs of --extra_overrides / --extra_args (required with them)")
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--base_learning_rate", type=float, default=None, help="default 1e-3 (CPU), 1.5e-4 (--gpu)")
     p.add_argument("--unit_epochs", type=float, default=1.0, help="epochs over the training set per budget unit")
@@ -82,8 +86,8 @@ def parse_args(argv=None):
         args.finetune_samples = TRAIN_IMAGES
     if args.base_learning_rate is None:
         args.base_learning_rate = 1.5e-4 if args.gpu else 1e-3
-    if args.extra_overrides and not args.tag:
-        p.error("--extra_overrides needs a --tag naming the modified method")
+    if (args.extra_overrides or args.extra_args) and not args.tag:
+        p.error("--extra_overrides / --extra_args need a --tag naming the modified method")
     for name in args.variants.split(","):
         if name not in VARIANTS:
             p.error(f"--variants: unknown variant {name!r}; choose from {sorted(VARIANTS)}")
@@ -133,7 +137,7 @@ def pretrain_command(args, job: dict, run_dir: Path) -> list[str]:
         cmd += ["--bf16", "true", "--dataloader_num_workers", "8"]
     else:
         cmd += ["--use_cpu", "true", "--dataloader_num_workers", "0"]
-    return cmd
+    return cmd + shlex.split(args.extra_args)
 
 
 def frozen_features(args, run_dir: Path, branch: str = "online"):
@@ -212,7 +216,8 @@ def pretrain_job(args, job: dict) -> None:
     result = {**{k: job[k] for k in ("variant", "tag", "budget", "seed")},
               "images_seen": summary["steps"] * args.batch_size, **summary,
               "train_samples_per_second": train.get("train_samples_per_second"),
-              "overrides": overrides(args, job["variant"]), "base_learning_rate": args.base_learning_rate,
+              "overrides": overrides(args, job["variant"]), "extra_args": args.extra_args,
+              "base_learning_rate": args.base_learning_rate,
               "threads": torch.get_num_threads(), **frozen_evaluations(args, run_dir, job["seed"])}
     write_json(Path(args.output_dir) / "evals" / f"{job['name']}.json", result)
 
@@ -322,7 +327,7 @@ def _alive(pid: int) -> bool:
 
 def _shared_argv(args) -> list[str]:
     """The options of this invocation, to pass on to a job process."""
-    keep = ("output_dir", "dataset_name", "preset", "model_overrides", "extra_overrides", "batch_size",
+    keep = ("output_dir", "dataset_name", "preset", "model_overrides", "extra_overrides", "extra_args", "batch_size",
             "base_learning_rate", "unit_epochs", "probe_epochs", "fewshot_fractions", "fewshot_draws",
             "finetune_samples", "tag")
     argv = [f"--{k}={getattr(args, k)}" for k in keep]

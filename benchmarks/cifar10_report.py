@@ -83,9 +83,10 @@ def compare(candidate: list[float], base: list[float]) -> str:
 
 
 def changed(candidate: dict, base: dict) -> str:
-    """The config overrides the modified run adds to its unmodified one."""
+    """The config overrides and script flags the modified run adds to its unmodified one."""
     before = set(base.get("overrides", "").split(","))
-    return ",".join(x for x in candidate.get("overrides", "").split(",") if x not in before) or "?"
+    added = [x for x in candidate.get("overrides", "").split(",") if x not in before]
+    return " ".join(filter(None, [",".join(added), candidate.get("extra_args", "")])) or "?"
 
 
 def candidates_table(evals: dict) -> list[str]:

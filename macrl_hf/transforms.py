@@ -196,14 +196,26 @@ class ImageTransform:
         return out
 
 
+STRONG_VIEW_BRANCHES = ("main", "momentum")
+
+
 def pretraining_transform(
-    image_column: str, size: int, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, seed: int | None = None
+    image_column: str, size: int, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, seed: int | None = None,
+    strong_view_branch: str = "main",
 ):
-    """The MACRL training transform: strong main view and weak momentum view of each image."""
+    """The MACRL training transform: a strong and a weak view of each image.
+
+    `strong_view_branch="main"` (the paper) augments the masked online view strongly and the momentum view weakly;
+    `"momentum"` swaps them, as CMAE and ConMIM do, so that masking and colour distortion do not both land on the
+    query.
+    """
+    if strong_view_branch not in STRONG_VIEW_BRANCHES:
+        raise ValueError(f"strong_view_branch={strong_view_branch!r}: expected one of {STRONG_VIEW_BRANCHES}")
+    strong, weak = strong_view(size, mean, std), weak_view(size, mean, std)
+    main, momentum = (strong, weak) if strong_view_branch == "main" else (weak, strong)
     # Decode large JPEGs only as finely as the smallest crop of the strong view (scale 0.2) needs at `size`.
     return ImageTransform(
-        image_column,
-        {"pixel_values": strong_view(size, mean, std), "momentum_pixel_values": weak_view(size, mean, std)},
+        image_column, {"pixel_values": main, "momentum_pixel_values": momentum},
         seed=seed, min_decode_side=math.ceil(size / math.sqrt(STRONG_MIN_SCALE)),
     )
 

@@ -94,3 +94,24 @@ def test_gpu_sizing_builds_commands_the_scripts_accept(tmp_path, monkeypatch):
         evidence_module.finetune_command(args, job, tmp_path / "ft"))
     assert finetune.bf16 and not finetune.use_cpu and finetune.num_train_epochs == 4
     assert model_args.model_name_or_path == job["source"]
+
+
+def test_extra_args_reach_run_pretraining_and_need_a_tag(tmp_path):
+    import importlib.util
+
+    import pytest
+
+    import run_pretraining
+    from macrl_hf.scripts import parse_arguments
+
+    spec = importlib.util.spec_from_file_location("cifar10_evidence", ROOT / "benchmarks" / "cifar10_evidence.py")
+    evidence_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evidence_module)
+    args = evidence_module.parse_args(["pretrain", "--extra_args=--strong_view_branch momentum", "--tag", "swap"])
+    job = {"variant": "macrl", "budget": 1.0, "seed": 0}
+    _, data_args, _ = parse_arguments(
+        (run_pretraining.ModelArguments, run_pretraining.DataTrainingArguments, run_pretraining.PretrainingArguments),
+        evidence_module.pretrain_command(args, job, tmp_path / "run"))
+    assert data_args.strong_view_branch == "momentum"
+    with pytest.raises(SystemExit):  # an untagged modified method would mix with the unmodified runs
+        evidence_module.parse_args(["pretrain", "--extra_args=--strong_view_branch momentum"])

@@ -22,20 +22,21 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
     runs = {"macrl-2x-s0": run("macrl", 0, 0.44, 0.470), "macrl-2x-s1": run("macrl", 1, 0.46, 0.480),
             "macrl+m50-2x-s0": run("macrl", 0, 0.47, 0.475, "m50", ",mask_ratio=0.5"),
             "macrl+m50-2x-s1": run("macrl", 1, 0.48, 0.478, "m50", ",mask_ratio=0.5"),
-            "moco-2x-s0": run("moco", 0, 0.46, 0.48), "moco+pred-2x-s0": run("moco", 0, 0.40, 0.47, "pred", ",p=8")}
+            "moco-2x-s0": run("moco", 0, 0.46, 0.48), "moco+swap-2x-s0": run("moco", 0, 0.40, 0.47, "swap")}
+    runs["moco+swap-2x-s0"]["extra_args"] = "--strong_view_branch momentum"
     (tmp_path / "evals").mkdir()
     for name, r in runs.items():
         (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
     text = report.write_report(tmp_path)
     budget_table, candidates = text.split("## Modified methods")
-    assert "+m50" not in budget_table and "+pred" not in budget_table  # modified methods stay out of the curve
+    assert "+m50" not in budget_table and "+swap" not in budget_table  # modified methods stay out of the curve
     m50 = next(line for line in candidates.splitlines() if line.startswith("| macrl+m50"))
     assert "`mask_ratio=0.5`" in m50 and "| 0,1 |" in m50
     knn, linear = m50.split(" | ")[3:5]
     assert knn.endswith("+2.5, better")  # 47, 48 against 44, 46: the ranges do not overlap
     assert linear.endswith("+0.2, within spread")  # 47.5, 47.8 against 47.0, 48.0
-    pred = next(line for line in candidates.splitlines() if line.startswith("| moco+pred"))
-    assert "-6.0, one seed" in pred  # one seed decides nothing
+    swap = next(line for line in candidates.splitlines() if line.startswith("| moco+swap"))
+    assert "`--strong_view_branch momentum`" in swap and "-6.0, one seed" in swap  # one seed decides nothing
 
 
 def test_report_without_results_names_the_folder(tmp_path):

@@ -80,3 +80,15 @@ def test_run_mae_model_flags_override_the_preset():
     assert (chosen.mask_ratio, chosen.norm_pix_loss) == (0.6, False)
     with pytest.raises(ValueError, match="mask_ratio=1.0"):
         config("--mask_ratio", "1.0")
+
+
+def test_strong_view_branch_is_a_choice():
+    import run_pretraining
+
+    def data_args(*argv):
+        return run_pretraining.parse_arguments((run_pretraining.DataTrainingArguments,), list(argv))[0]
+
+    assert data_args().strong_view_branch == "main"
+    assert data_args("--strong_view_branch", "momentum").strong_view_branch == "momentum"
+    with pytest.raises(SystemExit):  # argparse names the flag and the allowed values
+        data_args("--strong_view_branch", "teacher")

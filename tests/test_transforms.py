@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from macrl_hf.transforms import collate_images, eval_view, pretraining_transform, strong_view, to_rgb
+from macrl_hf.transforms import collate_images, eval_view, pretraining_transform, strong_view, to_rgb, weak_view
 
 
 def _image(mode):
@@ -118,3 +118,22 @@ def test_to_normalized_tensor_equals_torchvisions_three_steps():
     assert torch.allclose(ours(image), reference(image), atol=1e-5)
     tensor = v2.ToImage()(image)
     assert torch.allclose(ours(tensor), reference(tensor), atol=1e-5)  # uint8 tensors too
+
+
+def test_strong_view_branch_chooses_which_view_is_colour_distorted():
+    """A flat red image keeps its colour under the weak view (crop, flip) and loses it under the strong one (colour
+    jitter with p=0.8, grayscale): the colour tells which branch got which view."""
+    red = Image.new("RGB", (32, 32), (200, 20, 20))
+
+    flat_red = weak_view(16)(red)  # crop and flip leave a flat image as it is
+
+    def distorted(transform, key):  # over 20 draws: does the view ever change the colour?
+        torch.manual_seed(0)
+        return [not torch.allclose(view, flat_red, atol=1e-4) for view in transform({"image": [red] * 20})[key]]
+
+    paper = pretraining_transform("image", 16)
+    swapped = pretraining_transform("image", 16, strong_view_branch="momentum")
+    assert any(distorted(paper, "pixel_values")) and not any(distorted(paper, "momentum_pixel_values"))
+    assert any(distorted(swapped, "momentum_pixel_values")) and not any(distorted(swapped, "pixel_values"))
+    with pytest.raises(ValueError, match="strong_view_branch='teacher'"):
+        pretraining_transform("image", 16, strong_view_branch="teacher")
