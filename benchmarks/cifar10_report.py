@@ -70,7 +70,7 @@ METRICS = (("kNN top-1", lambda r: r["knn_top1"]), ("linear probe top-1", lambda
 
 def compare(candidate: list[float], base: list[float]) -> str:
     """Candidate against base on the seeds both ran. Beyond the seed spread means the seeds' ranges do not overlap."""
-    delta = 100 * (statistics.fmean(candidate) - statistics.fmean(base))
+    delta = round(100 * (statistics.fmean(candidate) - statistics.fmean(base)), 1) + 0.0  # no "-0.0"
     if len(candidate) < 2:
         verdict = "one seed"
     elif min(candidate) > max(base):
