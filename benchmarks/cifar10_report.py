@@ -104,7 +104,8 @@ def candidates_table(evals: dict) -> list[str]:
     for budget, variant, tag in sorted(groups, key=lambda k: (k[2], k[0], method_key(k[1]))):
         pairs = sorted(groups[(budget, variant, tag)], key=lambda pair: pair[0]["seed"])
         cells = [compare([get(c) for c, _ in pairs], [get(b) for _, b in pairs]) for _, get in METRICS]
-        lines.append(f"| {variant}+{tag} (`{changed(*pairs[0])}`) | {budget:g}x | {','.join(str(c['seed']) for c, _ in pairs)} | " + " | ".join(cells) + " |")
+        seeds = ",".join(str(c["seed"]) for c, _ in pairs)
+        lines.append(f"| {variant}+{tag} (`{changed(*pairs[0])}`) | {budget:g}x | {seeds} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -1,11 +1,13 @@
 """benchmarks/cifar10_evidence.py end to end on a tiny local dataset (never CIFAR-10 itself): every stage runs,
 writes its results, and a second invocation finds the finished jobs instead of redoing them."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from datasets import ClassLabel, Dataset, Features
 from datasets import Image as ImageFeature
 from helpers import ROOT
@@ -28,6 +30,13 @@ def tiny_dataset(folder) -> str:
         Dataset.from_dict({"img": images, "label": labels}, features=features).to_parquet(
             str(folder / "data" / f"{split}-00000-of-00001.parquet"))
     return str(folder)
+
+
+def load_evidence_module():
+    spec = importlib.util.spec_from_file_location("cifar10_evidence", ROOT / "benchmarks" / "cifar10_evidence.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def evidence(*args):
@@ -65,17 +74,13 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
 def test_gpu_sizing_builds_commands_the_scripts_accept(tmp_path, monkeypatch):
     """`--gpu` cannot run here; what can be checked is that its commands (full preset, batch 512, 20 epochs a unit,
     bf16, loader workers, base LR 1.5e-4) are what it promises and that both scripts' own parsers accept them."""
-    import importlib.util
-
     import transformers.training_args
 
     import run_classification
     import run_pretraining
     from macrl_hf.scripts import parse_arguments
 
-    spec = importlib.util.spec_from_file_location("cifar10_evidence", ROOT / "benchmarks" / "cifar10_evidence.py")
-    evidence_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evidence_module)
+    evidence_module = load_evidence_module()
     args = evidence_module.parse_args(["pretrain", "--gpu"])
     assert (args.batch_size, args.unit_epochs, args.base_learning_rate, args.finetune_samples) == (512, 20.0, 1.5e-4,
                                                                                                  50000)
@@ -97,16 +102,10 @@ def test_gpu_sizing_builds_commands_the_scripts_accept(tmp_path, monkeypatch):
 
 
 def test_extra_args_reach_run_pretraining_and_need_a_tag(tmp_path):
-    import importlib.util
-
-    import pytest
-
     import run_pretraining
     from macrl_hf.scripts import parse_arguments
 
-    spec = importlib.util.spec_from_file_location("cifar10_evidence", ROOT / "benchmarks" / "cifar10_evidence.py")
-    evidence_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evidence_module)
+    evidence_module = load_evidence_module()
     args = evidence_module.parse_args(["pretrain", "--extra_args=--strong_view_branch momentum", "--tag", "swap"])
     job = {"variant": "macrl", "budget": 1.0, "seed": 0}
     _, data_args, _ = parse_arguments(

@@ -124,7 +124,6 @@ def test_strong_view_branch_chooses_which_view_is_colour_distorted():
     """A flat red image keeps its colour under the weak view (crop, flip) and loses it under the strong one (colour
     jitter with p=0.8, grayscale): the colour tells which branch got which view."""
     red = Image.new("RGB", (32, 32), (200, 20, 20))
-
     flat_red = weak_view(16)(red)  # crop and flip leave a flat image as it is
 
     def distorted(transform, key):  # over 20 draws: does the view ever change the colour?
