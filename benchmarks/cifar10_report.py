@@ -2,7 +2,7 @@
 
     python benchmarks/cifar10_evidence.py report      # or: python benchmarks/cifar10_report.py [OUTPUT_DIR]
 
-Writes OUTPUT_DIR/results.md (every table), budget_curve.png and finetune_curve.png. Each figure is the mean over
+Writes OUTPUT_DIR/results.md (every table), budget_curve.png, fewshot_curve.png and finetune_curve.png. Each figure is the mean over
 seeds with the sample standard deviation (one seed: no spread shown); the raw values are in evals/.
 """
 
@@ -109,6 +109,27 @@ def candidates_table(evals: dict) -> list[str]:
     return lines
 
 
+def gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
+    """`variant` against each other variant at every budget, on the seeds both ran: the order and whether it holds
+    beyond the seed spread, budget by budget (where the curves cross, if they do)."""
+    runs = {(r["variant"], r["budget"], r["seed"]): r for r in evals.values()
+            if "linear_probe_top1" in r and not r.get("tag") and r["budget"] > 0}
+    lines = []
+    for budget in sorted({b for _, b, _ in runs}):
+        for other in sorted({v for v, b, _ in runs if b == budget and v != variant}, key=method_key):
+            seeds = sorted(s for v, b, s in runs if v == variant and b == budget and (other, b, s) in runs)
+            if not seeds:
+                continue
+            cells = [compare([get(runs[(variant, budget, s)]) for s in seeds], [get(runs[(other, budget, s)])
+                              for s in seeds]) for _, get in METRICS]
+            lines.append(f"| {budget:g}x | {variant} vs {other} | {','.join(map(str, seeds))} | " + " | ".join(cells)
+                         + " |")
+    if not lines:
+        return []
+    return ["| budget | comparison | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
+            "| --- | --- | --- |" + " --- |" * len(METRICS)] + lines
+
+
 def teacher_table(evals: dict) -> list[str]:
     """Online against momentum (EMA) encoder, per run that has both evaluated."""
     rows = [r for r in evals.values() if "momentum_encoder" in r]
@@ -143,19 +164,25 @@ def finetune_table(evals: dict) -> list[str]:
     return lines
 
 
-def plot_budget_curve(evals: dict, path: Path) -> None:
+def fewshot_mean(r: dict, fraction: str) -> float | None:
+    """A run's few-shot top-1 at `fraction` of the labels: the mean over its draws (None if not evaluated)."""
+    draws = r.get("fewshot", {}).get(fraction)
+    return statistics.fmean(draws) if draws else None
+
+
+def _plot_against_budget(evals: dict, metrics, path: Path) -> None:
+    """One panel per (title, value-of-run) metric: mean ± seed std against images seen, a line per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = (("knn_top1", "kNN top-1 (k=20)"), ("linear_probe_top1", "linear probe top-1"))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, (key, title) in zip(axes, metrics):
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8))
+    for ax, (title, value) in zip(axes, metrics):
         series = defaultdict(lambda: defaultdict(list))
         for r in evals.values():
-            if key in r and (not r.get("tag") or r["budget"] == 0):  # budget 0: the untrained reference
-                series[r["variant"]][r["images_seen"]].append(100 * r[key])
+            if "linear_probe_top1" in r and value(r) is not None and (not r.get("tag") or r["budget"] == 0):
+                series[r["variant"]][r["images_seen"]].append(100 * value(r))  # budget 0: the untrained reference
         untrained = [v for name in series for v in series[name].pop(0, [])]
         for name in sorted(series, key=method_key):
             xs = sorted(series[name])
@@ -177,6 +204,16 @@ def plot_budget_curve(evals: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_budget_curve(evals: dict, path: Path) -> None:
+    _plot_against_budget(evals, (("kNN top-1 (k=20)", lambda r: r["knn_top1"]),
+                                 ("linear probe top-1", lambda r: r["linear_probe_top1"])), path)
+
+
+def plot_fewshot_curve(evals: dict, path: Path) -> None:
+    _plot_against_budget(evals, (("few-shot top-1, 1 % of labels", lambda r: fewshot_mean(r, "0.01")),
+                                 ("few-shot top-1, 10 % of labels", lambda r: fewshot_mean(r, "0.1"))), path)
+
+
 def plot_finetune_curve(evals: dict, path: Path) -> None:
     import matplotlib
 
@@ -190,11 +227,19 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
             series[name][r["epochs"]].append(100 * r["finetune_top1"])
     if not series:
         return
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    budgets = sorted({r["budget"] for r in evals.values() if "finetune_top1" in r and r["budget"] > 0})
+    colours = {v: f"C{i}" for i, v in enumerate(ORDER)}
     for name in sorted(series, key=lambda n: method_key(n.split(" ")[0])):
         xs = sorted(series[name])
         stats = [mean_std(series[name][x]) for x in xs]
-        style = {"color": "gray", "linestyle": "--"} if name == "untrained encoder" else {}
+        if name == "untrained encoder":
+            style = {"color": "gray", "linestyle": "--"}
+        else:  # one colour per variant; the largest budget solid, smaller ones dotted and paler
+            variant, budget = name.split(" ")[0], float(name.split("(")[1].rstrip("x)"))
+            largest = budget == budgets[-1]
+            style = {"color": colours.get(variant), "linestyle": "-" if largest else ":",
+                     "alpha": 1.0 if largest else 0.5}
         ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name, **style)
     ax.set_xscale("log", base=2)
     epochs = sorted({x for name in series for x in series[name]})
@@ -218,6 +263,12 @@ def write_report(out: Path) -> str:
              "Mean ± sample std over seeds (the seeds' values in brackets); few-shot: each seed's mean over its "
              "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
     lines += pretrain_table(evals)
+    gaps = gaps_table(evals)
+    if gaps:
+        lines += ["", "## MACRL against each baseline, budget by budget", "",
+                  "Each cell: MACRL vs the baseline, mean ± std over the seeds both ran (values in brackets), the "
+                  "difference of the means in points, and `better` / `worse` only where the seeds' ranges do not "
+                  "overlap; otherwise `within spread`.", ""] + gaps
     candidates = candidates_table(evals)
     if candidates:
         lines += ["", "## Modified methods against the unmodified ones (part 5)", "",
@@ -237,6 +288,7 @@ def write_report(out: Path) -> str:
     (out / "results.md").write_text(text)
     if evals:
         plot_budget_curve(evals, out / "budget_curve.png")
+        plot_fewshot_curve(evals, out / "fewshot_curve.png")
         plot_finetune_curve(evals, out / "finetune_curve.png")
     print(text)
     return text
