@@ -114,3 +114,17 @@ def test_extra_args_reach_run_pretraining_and_need_a_tag(tmp_path):
     assert data_args.strong_view_branch == "momentum"
     with pytest.raises(SystemExit):  # an untagged modified method would mix with the unmodified runs
         evidence_module.parse_args(["pretrain", "--extra_args=--strong_view_branch momentum"])
+
+
+def test_train_flops_count_what_each_variant_computes():
+    """MAE encodes a quarter of the patches and has no momentum branch; MoCo trains the encoder on every patch;
+    MACRL lies between when, as in the CPU sizing, the encoder outweighs the decoder (a 4-block encoder, a 1-block
+    decoder here). The counts come from torch, on a real forward and backward."""
+    spec = importlib.util.spec_from_file_location("train_flops", ROOT / "benchmarks" / "train_flops.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--model_overrides", TINY_MODEL.replace("num_hidden_layers=1", "num_hidden_layers=4")
+                          + ",decoder_num_hidden_layers=1"])
+    flops = {name: r["mflops_per_image"] for name, r in result.items()}
+    assert 0 < flops["mae"] < flops["macrl"] < flops["moco"]
+    assert result["moco"]["ratio_to_moco"] == 1.0
