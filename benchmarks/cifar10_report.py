@@ -2,7 +2,8 @@
 
     python benchmarks/cifar10_evidence.py report      # or: python benchmarks/cifar10_report.py [OUTPUT_DIR]
 
-Writes OUTPUT_DIR/results.md (every table), budget_curve.png, fewshot_curve.png and finetune_curve.png. Each figure is the mean over
+Writes OUTPUT_DIR/results.md (every table), budget_curve.png, fewshot_curve.png, finetune_curve.png and,
+with train_flops.json beside them, compute_curve.png. Each figure is the mean over
 seeds with the sample standard deviation (one seed: no spread shown); the raw values are in evals/.
 """
 
@@ -170,8 +171,9 @@ def fewshot_mean(r: dict, fraction: str) -> float | None:
     return statistics.fmean(draws) if draws else None
 
 
-def _plot_against_budget(evals: dict, metrics, path: Path) -> None:
-    """One panel per (title, value-of-run) metric: mean ± seed std against images seen, a line per variant."""
+def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = None) -> None:
+    """One panel per (title, value-of-run) metric: mean ± seed std against images seen, a line per variant; with
+    `flops` (MFLOP per training image per variant, from train_flops.py) against training compute instead."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,7 +184,10 @@ def _plot_against_budget(evals: dict, metrics, path: Path) -> None:
         series = defaultdict(lambda: defaultdict(list))
         for r in evals.values():
             if "linear_probe_top1" in r and value(r) is not None and (not r.get("tag") or r["budget"] == 0):
-                series[r["variant"]][r["images_seen"]].append(100 * value(r))  # budget 0: the untrained reference
+                if flops is not None and r["variant"] not in flops:
+                    continue
+                x = r["images_seen"] * (flops[r["variant"]] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
+                series[r["variant"]][x].append(100 * value(r))  # budget 0: the untrained reference
         untrained = [v for name in series for v in series[name].pop(0, [])]
         for name in sorted(series, key=method_key):
             xs = sorted(series[name])
@@ -191,10 +196,16 @@ def _plot_against_budget(evals: dict, metrics, path: Path) -> None:
         if untrained:
             ax.axhline(statistics.fmean(untrained), color="gray", linestyle="--", label="untrained encoder")
         ax.set_xscale("log", base=2)
-        seen = sorted({x for name in series for x in series[name]})
-        ax.set_xticks(seen, [f"{x / 1000:.0f}k" for x in seen])
-        ax.minorticks_off()
-        ax.set_xlabel("images seen in pretraining (1x = 50k)")
+        if flops:
+            from matplotlib.ticker import FormatStrFormatter
+
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.set_xlabel("training compute (TFLOP, train_flops.py)")
+        else:
+            seen = sorted({x for name in series for x in series[name]})
+            ax.set_xticks(seen, [f"{x / 1000:.0f}k" for x in seen])
+            ax.minorticks_off()
+            ax.set_xlabel("images seen in pretraining (1x = 50k)")
         ax.set_ylabel(f"{title} (%)")
         ax.set_title(f"CIFAR-10 test: {title}")
         ax.grid(alpha=0.3)
@@ -207,6 +218,12 @@ def _plot_against_budget(evals: dict, metrics, path: Path) -> None:
 def plot_budget_curve(evals: dict, path: Path) -> None:
     _plot_against_budget(evals, (("kNN top-1 (k=20)", lambda r: r["knn_top1"]),
                                  ("linear probe top-1", lambda r: r["linear_probe_top1"])), path)
+
+
+def plot_compute_curve(evals: dict, path: Path, flops: dict) -> None:
+    """The budget curve against training FLOPs: the same runs, each image weighted by what it costs its variant."""
+    _plot_against_budget(evals, (("kNN top-1 (k=20)", lambda r: r["knn_top1"]),
+                                 ("linear probe top-1", lambda r: r["linear_probe_top1"])), path, flops=flops)
 
 
 def plot_fewshot_curve(evals: dict, path: Path) -> None:
@@ -289,6 +306,9 @@ def write_report(out: Path) -> str:
     if evals:
         plot_budget_curve(evals, out / "budget_curve.png")
         plot_fewshot_curve(evals, out / "fewshot_curve.png")
+        if (out / "train_flops.json").exists():  # written by benchmarks/train_flops.py --json
+            flops = {k: v["mflops_per_image"] for k, v in json.loads((out / "train_flops.json").read_text()).items()}
+            plot_compute_curve(evals, out / "compute_curve.png", flops)
         plot_finetune_curve(evals, out / "finetune_curve.png")
     print(text)
     return text

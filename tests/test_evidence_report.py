@@ -27,11 +27,13 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
     (tmp_path / "evals").mkdir()
     for name, r in runs.items():
         (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
+                                                          (("macrl", 345.0), ("mae", 239.0), ("moco", 414.0))}))
     text = report.write_report(tmp_path)
     budget_table, candidates = text.split("## Modified methods")
     gap = next(line for line in budget_table.splitlines() if line.startswith("| 2x | macrl vs moco"))
     assert "| 0 |" in gap and "44.0 vs 46.0: -2.0, one seed" in gap  # paired on the one seed moco ran
-    assert (tmp_path / "fewshot_curve.png").stat().st_size > 0
+    assert (tmp_path / "fewshot_curve.png").stat().st_size > 0 and (tmp_path / "compute_curve.png").stat().st_size > 0
     assert "+m50" not in budget_table and "+swap" not in budget_table  # modified methods stay out of the curve
     m50 = next(line for line in candidates.splitlines() if line.startswith("| macrl+m50"))
     assert "`mask_ratio=0.5`" in m50 and "| 0,1 |" in m50
