@@ -84,6 +84,10 @@ class MacrlConfig(PreTrainedConfig):
             Linear, MoCo v3 / BYOL) maps the online projection to the query; the momentum branch has none.
         contrastive_warmup (`float`, defaults to 0.0): share of training over which the contrastive weight rises
             linearly from 0 to `contrastive_weight` (while reconstruction converges); 0 keeps it constant.
+        unmasked_query (`bool`, defaults to `False`): take the contrastive query from a second online pass over the
+            whole main view instead of from the masked reconstruction pass, so that the query sees every patch as
+            MoCo's does (iBOT's unmasked views, RePre). Costs one more encoder forward and backward of the full view;
+            nothing changes when `mask_ratio` is 0 (MoCo) or there is no reconstruction.
     """
 
     model_type = "macrl"
@@ -125,6 +129,7 @@ class MacrlConfig(PreTrainedConfig):
     decode_momentum_branch: bool = False
     predictor_hidden_size: int = 0
     contrastive_warmup: float | int = 0.0
+    unmasked_query: bool = False
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

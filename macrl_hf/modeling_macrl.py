@@ -499,7 +499,11 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
 
         query, con_loss = None, zero
         if config.uses_contrastive:
-            projection = self.projector(encoded.pooler_output)
+            pooled = encoded.pooler_output
+            if config.unmasked_query and config.uses_reconstruction and config.mask_ratio > 0:
+                # The query from the whole main view, the masked pass kept for reconstruction only.
+                pooled = self.vit(pixel_values, output_hidden_states=False, output_attentions=False).pooler_output
+            projection = self.projector(pooled)
             if self.predictor is not None:
                 projection = self.predictor(projection)
             query = F.normalize(projection, dim=1)

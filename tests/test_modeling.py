@@ -251,3 +251,28 @@ def test_contrastive_warmup_ramps_the_contrastive_weight(tiny_config, images):
     half = model(images, noise=noise, contrastive_scale=torch.tensor(0.5))
     assert torch.allclose(off.loss, off.reconstruction_loss)
     assert torch.allclose(half.loss, half.reconstruction_loss + 0.5 * half.contrastive_loss)
+
+
+def test_unmasked_query_comes_from_the_whole_view_and_reconstruction_is_unchanged(tiny_config, images):
+    torch.manual_seed(0)
+    masked = MacrlForPreTraining(tiny_config()).eval()
+    unmasked = MacrlForPreTraining(tiny_config(unmasked_query=True)).eval()
+    unmasked.load_state_dict(masked.state_dict())
+    noise = torch.rand(8, 16)
+    a, b = masked(images, images.flip(-1), noise=noise), unmasked(images, images.flip(-1), noise=noise)
+    with torch.no_grad():
+        whole = F.normalize(unmasked.projector(unmasked.vit(images).pooler_output), dim=1)
+        visible = F.normalize(masked.projector(masked.vit(images, mask_ratio=0.75, noise=noise).pooler_output), dim=1)
+    assert torch.allclose(b.query_embeds, whole, atol=1e-6) and torch.allclose(a.query_embeds, visible, atol=1e-6)
+    assert not torch.allclose(a.query_embeds, b.query_embeds, atol=1e-3)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.mask, b.mask)  # the masked pass still reconstructs
+    assert torch.equal(a.key_embeds, b.key_embeds)
+    unmasked.train()(images, images.flip(-1)).loss.backward()
+    assert unmasked.vit.embeddings.cls_token.grad.abs().sum() > 0
+    # MoCo has no masked pass: the switch changes nothing there.
+    moco = dict(mask_ratio=0.0, reconstruction_weight=0.0)
+    torch.manual_seed(1)
+    plain = MacrlForPreTraining(tiny_config(**moco)).eval()
+    switched = MacrlForPreTraining(tiny_config(**moco, unmasked_query=True)).eval()
+    switched.load_state_dict(plain.state_dict())
+    assert torch.equal(plain(images).loss, switched(images).loss)
