@@ -278,33 +278,43 @@ def finetune_job(args, job: dict) -> None:
 
 
 def run_jobs(args, stage: str, jobs: list[dict]) -> None:
-    """Run the jobs whose result is missing, `args.jobs` at a time, each with its share of the CPU threads."""
+    """Run the jobs whose result is missing, `args.jobs` at a time, each with its share of the CPU threads.
+
+    Each job is claimed with a lock file of its own, so that several invocations of the same stage (one per core,
+    say) share one list: each takes the next job no other live invocation holds, and leaves when the rest are held.
+    """
     out = Path(args.output_dir)
-    todo = [j for j in jobs if not (out / "evals" / f"{j['name']}.json").exists()]
+    done = lambda j: (out / "evals" / f"{j['name']}.json").exists()  # noqa: E731
+    todo = [j for j in jobs if not done(j)]
     print(f"{stage}: {len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}, "
           f"{args.jobs} at a time", flush=True)
-    lock = out / f".{stage}{'-' + args.tag if args.tag else ''}.lock"  # invocations for other tags may run at once
-    if lock.exists() and _alive(int(lock.read_text() or 0)):
-        sys.exit(f"{stage}: another invocation (pid {lock.read_text()}) is running on {out}; wait for it or stop it")
-    lock.write_text(str(os.getpid()))
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     running, failed = {}, []
-    while todo or running:
-        while todo and len(running) < args.jobs:
-            job = todo.pop(0)
+    while True:
+        while len(running) < args.jobs:
+            job = next((j for j in todo if claim_job(out, j)), None)
+            if job is None:
+                break
+            todo.remove(job)
+            if done(job):  # finished by another invocation since this one started
+                release_job(out, job)
+                continue
             log = out / "logs" / f"{job['name']}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, __file__, f"_{stage}_job", "--job", json.dumps(job)] + _shared_argv(args)
             handle = open(log, "a")  # noqa: SIM115 - closed when the job ends
             running[job["name"]] = (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT),
-                                    handle, time.time())
+                                    handle, time.time(), job)
             print(f"  started {job['name']} (log: {log})", flush=True)
+        if not running:
+            break
         time.sleep(5)
-        for name, (proc, handle, started) in list(running.items()):
+        for name, (proc, handle, started, job) in list(running.items()):
             if proc.poll() is None:
                 continue
             handle.close()
+            release_job(out, job)
             del running[name]
             minutes = (time.time() - started) / 60
             if proc.returncode == 0:
@@ -312,9 +322,40 @@ def run_jobs(args, stage: str, jobs: list[dict]) -> None:
             else:
                 failed.append(name)
                 print(f"  FAILED {name} (exit {proc.returncode}) after {minutes:.1f} min; see its log", flush=True)
-    lock.unlink(missing_ok=True)
+    held = [j["name"] for j in todo if not done(j)]
+    if held:
+        print(f"{stage}: {len(held)} job(s) left to the other invocation(s) running them: {', '.join(held)}",
+              flush=True)
     if failed:
         sys.exit(f"{stage}: {len(failed)} job(s) failed: {', '.join(failed)}; rerun the same command to retry them")
+
+
+def _job_lock(out: Path, job: dict) -> Path:
+    return out / "locks" / f"{job['name']}.lock"
+
+
+def claim_job(out: Path, job: dict) -> bool:
+    """Take `job` unless another live invocation holds it (its pid in the job's lock file, created atomically). A
+    lock left by an invocation that died is taken over."""
+    lock = _job_lock(out, job)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            text = lock.read_text().strip() if lock.exists() else ""
+            if not text or (text.isdigit() and _alive(int(text))):  # empty: its owner is writing its pid now
+                return False
+            lock.unlink(missing_ok=True)  # stale
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release_job(out: Path, job: dict) -> None:
+    _job_lock(out, job).unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -128,3 +128,33 @@ def test_train_flops_count_what_each_variant_computes():
     flops = {name: r["mflops_per_image"] for name, r in result.items()}
     assert 0 < flops["mae"] < flops["macrl"] < flops["moco"]
     assert result["moco"]["ratio_to_moco"] == 1.0
+
+
+def test_a_job_is_claimed_once_and_a_dead_owner_s_lock_is_taken_over(tmp_path):
+    module = load_evidence_module()
+    job = {"name": "macrl-1x-s0"}
+    assert module.claim_job(tmp_path, job)
+    assert not module.claim_job(tmp_path, job)  # held by a live invocation (this one)
+    module.release_job(tmp_path, job)
+    assert module.claim_job(tmp_path, job)
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    (tmp_path / "locks" / "macrl-1x-s0.lock").write_text(str(finished.pid))  # its owner died
+    assert module.claim_job(tmp_path, job)
+
+
+def test_two_invocations_of_one_stage_share_its_jobs(tmp_path):
+    """Two lanes, one job list: every job runs once, in one of the two invocations."""
+    common = ["pretrain", "--budgets", "0", "--seeds", "0", "--variants", "macrl,mae,moco", "--dataset_name",
+              tiny_dataset(tmp_path / "data"), "--output_dir", str(tmp_path / "out"), "--model_overrides", TINY_MODEL,
+              "--probe_epochs", "2", "--fewshot_draws", "1", "--jobs", "1", "--threads", "1"]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "cifar10_evidence.py"), *common]
+    lanes = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    printed = "".join(lane.communicate(timeout=900)[0] for lane in lanes)
+    assert all(lane.returncode == 0 for lane in lanes), printed[-3000:]
+    names = [f"{v}-0x-s0" for v in ("macrl", "mae", "moco")]
+    for name in names:
+        assert printed.count(f"started {name} ") == 1, printed
+        assert (tmp_path / "out" / "evals" / f"{name}.json").exists()
+    assert not list((tmp_path / "out" / "locks").iterdir())  # every claim released
