@@ -1,7 +1,8 @@
 """Does MACRL learn better features than MAE and MoCo, and at which budget? The paper's three claims on CIFAR-10.
 
 One command per stage; each resumes after an interruption (finished runs are read back, an interrupted pretraining
-continues from its last checkpoint) and runs its jobs `--jobs` at a time with the CPU cores split between them:
+continues from its last checkpoint) and runs its jobs `--jobs` at a time with the CPU cores split between them;
+several invocations of a stage may run at once (one per core, `--jobs 1 --threads 1`): they share its jobs:
 
     python benchmarks/cifar10_evidence.py pretrain --budgets 1,2,4,8 --seeds 0     # budget curve (+ kNN, probes)
     python benchmarks/cifar10_evidence.py pretrain --budgets 4,8 --seeds 1         # second seed at the largest
