@@ -1,6 +1,7 @@
 """Training FLOPs per image of each evidence variant, counted by torch on a real step, and the ratio to MoCo.
 
     python benchmarks/train_flops.py [--json benchmarks/results/evidence/train_flops.json]
+    python benchmarks/train_flops.py --extra_overrides unmasked_query=true --tag uq   # a modified method too
 
 The evidence budget is images seen; this says what an image costs. One forward (both branches) and backward of
 the CPU sizing of benchmarks/cifar10_evidence.py (same model, same variants), counted by
@@ -41,15 +42,24 @@ def main(argv=None):
     p.add_argument("--model_overrides", default=CPU_MODEL, help="shared by all variants (default: the CPU sizing)")
     p.add_argument("--preset", default="vit-tiny-patch4-32")
     p.add_argument("--baseline", default="moco", choices=sorted(VARIANTS))
+    p.add_argument("--extra_overrides", default="", help="a modified method (as in cifar10_evidence.py), counted "
+                   "beside the unmodified variants as VARIANT+TAG")
+    p.add_argument("--tag", default="", help="names --extra_overrides (required with it)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    flops = {name: train_flops_per_image(",".join(x for x in (args.model_overrides, extra) if x), args.preset)
-             for name, extra in VARIANTS.items()}
+    if bool(args.extra_overrides) != bool(args.tag):
+        p.error("--extra_overrides and --tag go together")
+    runs = {name: (name, "") for name in VARIANTS}
+    if args.tag:
+        runs.update({f"{name}+{args.tag}": (name, args.extra_overrides) for name in VARIANTS})
+    flops = {name: train_flops_per_image(",".join(x for x in (args.model_overrides, VARIANTS[v], extra) if x),
+                                         args.preset)
+             for name, (v, extra) in runs.items()}
     result = {name: {"mflops_per_image": round(f / 1e6, 1), f"ratio_to_{args.baseline}": round(f / flops[args.baseline], 3)}
               for name, f in flops.items()}
     print(f"training FLOPs per image ({args.preset} + {args.model_overrides or 'no overrides'}):")
     for name, r in result.items():
-        print(f"  {name:6s} {r['mflops_per_image']:8.1f} MFLOP   {r[f'ratio_to_{args.baseline}']:.3f}x {args.baseline}")
+        print(f"  {name:10s} {r['mflops_per_image']:8.1f} MFLOP   {r[f'ratio_to_{args.baseline}']:.3f}x {args.baseline}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -124,10 +124,14 @@ def test_train_flops_count_what_each_variant_computes():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     result = module.main(["--model_overrides", TINY_MODEL.replace("num_hidden_layers=1", "num_hidden_layers=4")
-                          + ",decoder_num_hidden_layers=1"])
+                          + ",decoder_num_hidden_layers=1", "--extra_overrides", "unmasked_query=true", "--tag", "uq"])
     flops = {name: r["mflops_per_image"] for name, r in result.items()}
     assert 0 < flops["mae"] < flops["macrl"] < flops["moco"]
     assert result["moco"]["ratio_to_moco"] == 1.0
+    # the modified method is counted beside them: a second, unmasked online pass costs MACRL more than MoCo's one
+    assert flops["macrl+uq"] > flops["moco"] and flops["moco+uq"] == flops["moco"]
+    with pytest.raises(SystemExit):
+        module.main(["--extra_overrides", "unmasked_query=true"])  # untagged
 
 
 def test_a_job_is_claimed_once_and_a_dead_owner_s_lock_is_taken_over(tmp_path):
