@@ -131,6 +131,31 @@ def gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
             "| --- | --- | --- |" + " --- |" * len(METRICS)] + lines
 
 
+def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
+    """Each modified `variant` against the baselines at its budget, on the seeds both ran: against the baseline with
+    the same modification where that ran (a change to both, e.g. a predictor), else against the unmodified baseline
+    (a change that is a no-op for it, e.g. unmasked_query for MoCo; the row says which)."""
+    runs = {(r["variant"], r.get("tag", ""), r["budget"], r["seed"]): r for r in evals.values()
+            if "linear_probe_top1" in r and r["budget"] > 0}
+    lines = []
+    for tag, budget in sorted({(t, b) for v, t, b, _ in runs if v == variant and t}):
+        for other in sorted({v for v, _, b, _ in runs if b == budget and v != variant}, key=method_key):
+            other_tag = tag if any(k[:3] == (other, tag, budget) for k in runs) else ""
+            seeds = sorted(s for v, t, b, s in runs if (v, t, b) == (variant, tag, budget)
+                           and (other, other_tag, budget, s) in runs)
+            if not seeds:
+                continue
+            cells = [compare([get(runs[(variant, tag, budget, s)]) for s in seeds],
+                             [get(runs[(other, other_tag, budget, s)]) for s in seeds]) for _, get in METRICS]
+            against = f"{other}+{other_tag}" if other_tag else f"{other} (unmodified)"
+            lines.append(f"| {budget:g}x | {variant}+{tag} vs {against} | {','.join(map(str, seeds))} | "
+                         + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return ["| budget | comparison | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
+            "| --- | --- | --- |" + " --- |" * len(METRICS)] + lines
+
+
 def teacher_table(evals: dict) -> list[str]:
     """Online against momentum (EMA) encoder, per run that has both evaluated."""
     rows = [r for r in evals.values() if "momentum_encoder" in r]
@@ -292,6 +317,11 @@ def write_report(out: Path) -> str:
                   "Each cell: modified vs unmodified, mean ± std over the seeds both ran (values in brackets), the "
                   "difference of the means in points, and `better` / `worse` only where the seeds' ranges do not "
                   "overlap (beyond the seed spread); otherwise `within spread`.", ""] + candidates
+    candidate_gaps = candidate_gaps_table(evals)
+    if candidate_gaps:
+        lines += ["", "## Modified MACRL against the baselines", "",
+                  "As above, each modified MACRL against MAE and MoCo run with the same modification where they were, "
+                  "else against the unmodified baseline (a modification that does not change its loss).", ""] + candidate_gaps
     teacher = teacher_table(evals)
     if teacher:
         lines += ["", "## Online or momentum (EMA) encoder", ""] + teacher

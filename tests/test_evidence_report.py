@@ -22,8 +22,10 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
     runs = {"macrl-2x-s0": run("macrl", 0, 0.44, 0.470), "macrl-2x-s1": run("macrl", 1, 0.46, 0.480),
             "macrl+m50-2x-s0": run("macrl", 0, 0.47, 0.475, "m50", ",mask_ratio=0.5"),
             "macrl+m50-2x-s1": run("macrl", 1, 0.48, 0.478, "m50", ",mask_ratio=0.5"),
-            "moco-2x-s0": run("moco", 0, 0.46, 0.48), "moco+swap-2x-s0": run("moco", 0, 0.40, 0.47, "swap")}
-    runs["moco+swap-2x-s0"]["extra_args"] = "--strong_view_branch momentum"
+            "moco-2x-s0": run("moco", 0, 0.46, 0.48), "moco+swap-2x-s0": run("moco", 0, 0.40, 0.47, "swap"),
+            "macrl+swap-2x-s0": run("macrl", 0, 0.43, 0.47, "swap")}
+    for name in ("moco+swap-2x-s0", "macrl+swap-2x-s0"):
+        runs[name]["extra_args"] = "--strong_view_branch momentum"
     (tmp_path / "evals").mkdir()
     for name, r in runs.items():
         (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
@@ -31,6 +33,7 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
                                                           (("macrl", 345.0), ("mae", 239.0), ("moco", 414.0))}))
     text = report.write_report(tmp_path)
     budget_table, candidates = text.split("## Modified methods")
+    candidates, against_baselines = candidates.split("## Modified MACRL against the baselines")
     gap = next(line for line in budget_table.splitlines() if line.startswith("| 2x | macrl vs moco"))
     assert "| 0 |" in gap and "44.0 vs 46.0: -2.0, one seed" in gap  # paired on the one seed moco ran
     assert (tmp_path / "fewshot_curve.png").stat().st_size > 0 and (tmp_path / "compute_curve.png").stat().st_size > 0
@@ -42,6 +45,11 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
     assert linear.endswith("+0.2, within spread")  # 47.5, 47.8 against 47.0, 48.0
     swap = next(line for line in candidates.splitlines() if line.startswith("| moco+swap"))
     assert "`--strong_view_branch momentum`" in swap and "-6.0, one seed" in swap  # one seed decides nothing
+    # a modified MACRL against each baseline: the baseline modified alike where it ran so, else unmodified
+    rows = {line.split(" | ")[1]: line for line in against_baselines.splitlines() if line.startswith("| 2x |")}
+    assert "47.0 vs 46.0: +1.0, one seed" in rows["macrl+m50 vs moco (unmodified)"]
+    assert "43.0 vs 40.0: +3.0, one seed" in rows["macrl+swap vs moco+swap"]
+    assert "macrl+swap vs moco (unmodified)" not in rows
 
 
 def test_report_without_results_names_the_folder(tmp_path):
