@@ -321,7 +321,8 @@ def write_report(out: Path) -> str:
     if candidate_gaps:
         lines += ["", "## Modified MACRL against the baselines", "",
                   "As above, each modified MACRL against MAE and MoCo run with the same modification where they were, "
-                  "else against the unmodified baseline (a modification that does not change its loss).", ""] + candidate_gaps
+                  "else against the unmodified baseline (a fair pair only where the modification leaves that baseline's "
+                  "loss unchanged, e.g. unmasked_query for MoCo).", ""] + candidate_gaps
     teacher = teacher_table(evals)
     if teacher:
         lines += ["", "## Online or momentum (EMA) encoder", ""] + teacher
