@@ -84,10 +84,12 @@ def compare(candidate: list[float], base: list[float]) -> str:
 
 
 def changed(candidate: dict, base: dict) -> str:
-    """The config overrides and script flags the modified run adds to its unmodified one."""
+    """The config overrides and script flags the modified run adds to its unmodified one, in backticks; a tag that
+    adds none is a rerun of the same method (with the code of its own time: the evals say nothing of the code)."""
     before = set(base.get("overrides", "").split(","))
     added = [x for x in candidate.get("overrides", "").split(",") if x not in before]
-    return " ".join(filter(None, [",".join(added), candidate.get("extra_args", "")])) or "?"
+    change = " ".join(filter(None, [",".join(added), candidate.get("extra_args", "")]))
+    return f"`{change}`" if change else "no change: a rerun"
 
 
 def candidates_table(evals: dict) -> list[str]:
@@ -106,7 +108,7 @@ def candidates_table(evals: dict) -> list[str]:
         pairs = sorted(groups[(budget, variant, tag)], key=lambda pair: pair[0]["seed"])
         cells = [compare([get(c) for c, _ in pairs], [get(b) for _, b in pairs]) for _, get in METRICS]
         seeds = ",".join(str(c["seed"]) for c, _ in pairs)
-        lines.append(f"| {variant}+{tag} (`{changed(*pairs[0])}`) | {budget:g}x | {seeds} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant}+{tag} ({changed(*pairs[0])}) | {budget:g}x | {seeds} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -23,7 +23,7 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
             "macrl+m50-2x-s0": run("macrl", 0, 0.47, 0.475, "m50", ",mask_ratio=0.5"),
             "macrl+m50-2x-s1": run("macrl", 1, 0.48, 0.478, "m50", ",mask_ratio=0.5"),
             "moco-2x-s0": run("moco", 0, 0.46, 0.48), "moco+swap-2x-s0": run("moco", 0, 0.40, 0.47, "swap"),
-            "macrl+swap-2x-s0": run("macrl", 0, 0.43, 0.47, "swap")}
+            "macrl+swap-2x-s0": run("macrl", 0, 0.43, 0.47, "swap"), "macrl+rerun-2x-s0": run("macrl", 0, 0.45, 0.47, "rerun")}
     for name in ("moco+swap-2x-s0", "macrl+swap-2x-s0"):
         runs[name]["extra_args"] = "--strong_view_branch momentum"
     (tmp_path / "evals").mkdir()
@@ -43,6 +43,8 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
     knn, linear = m50.split(" | ")[3:5]
     assert knn.endswith("+2.5, better")  # 47, 48 against 44, 46: the ranges do not overlap
     assert linear.endswith("+0.2, within spread")  # 47.5, 47.8 against 47.0, 48.0
+    rerun = next(line for line in candidates.splitlines() if line.startswith("| macrl+rerun"))
+    assert "(no change: a rerun)" in rerun and "45.0 vs 44.0: +1.0, one seed" in rerun
     swap = next(line for line in candidates.splitlines() if line.startswith("| moco+swap"))
     assert "`--strong_view_branch momentum`" in swap and "-6.0, one seed" in swap  # one seed decides nothing
     # a modified MACRL against each baseline: the baseline modified alike where it ran so, else unmodified
