@@ -112,25 +112,33 @@ def candidates_table(evals: dict) -> list[str]:
     return lines
 
 
+def comparison_row(budget: float, label: str, seeds: list[int], candidates: list[dict], bases: list[dict]) -> str:
+    """One seed-paired row: candidate runs against base runs, metric by metric (see compare)."""
+    cells = [compare([get(c) for c in candidates], [get(b) for b in bases]) for _, get in METRICS]
+    return f"| {budget:g}x | {label} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |"
+
+
+def comparison_table(rows: list[str]) -> list[str]:
+    if not rows:
+        return []
+    return ["| budget | comparison | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
+            "| --- | --- | --- |" + " --- |" * len(METRICS)] + rows
+
+
 def gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     """`variant` against each other variant at every budget, on the seeds both ran: the order and whether it holds
     beyond the seed spread, budget by budget (where the curves cross, if they do)."""
     runs = {(r["variant"], r["budget"], r["seed"]): r for r in evals.values()
             if "linear_probe_top1" in r and not r.get("tag") and r["budget"] > 0}
-    lines = []
+    rows = []
     for budget in sorted({b for _, b, _ in runs}):
         for other in sorted({v for v, b, _ in runs if b == budget and v != variant}, key=method_key):
             seeds = sorted(s for v, b, s in runs if v == variant and b == budget and (other, b, s) in runs)
-            if not seeds:
-                continue
-            cells = [compare([get(runs[(variant, budget, s)]) for s in seeds], [get(runs[(other, budget, s)])
-                              for s in seeds]) for _, get in METRICS]
-            lines.append(f"| {budget:g}x | {variant} vs {other} | {','.join(map(str, seeds))} | " + " | ".join(cells)
-                         + " |")
-    if not lines:
-        return []
-    return ["| budget | comparison | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
-            "| --- | --- | --- |" + " --- |" * len(METRICS)] + lines
+            if seeds:
+                rows.append(comparison_row(budget, f"{variant} vs {other}", seeds,
+                                           [runs[(variant, budget, s)] for s in seeds],
+                                           [runs[(other, budget, s)] for s in seeds]))
+    return comparison_table(rows)
 
 
 def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
@@ -139,23 +147,18 @@ def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     (a change that is a no-op for it, e.g. unmasked_query for MoCo; the row says which)."""
     runs = {(r["variant"], r.get("tag", ""), r["budget"], r["seed"]): r for r in evals.values()
             if "linear_probe_top1" in r and r["budget"] > 0}
-    lines = []
+    rows = []
     for tag, budget in sorted({(t, b) for v, t, b, _ in runs if v == variant and t}):
         for other in sorted({v for v, _, b, _ in runs if b == budget and v != variant}, key=method_key):
             other_tag = tag if any(k[:3] == (other, tag, budget) for k in runs) else ""
             seeds = sorted(s for v, t, b, s in runs if (v, t, b) == (variant, tag, budget)
                            and (other, other_tag, budget, s) in runs)
-            if not seeds:
-                continue
-            cells = [compare([get(runs[(variant, tag, budget, s)]) for s in seeds],
-                             [get(runs[(other, other_tag, budget, s)]) for s in seeds]) for _, get in METRICS]
-            against = f"{other}+{other_tag}" if other_tag else f"{other} (unmodified)"
-            lines.append(f"| {budget:g}x | {variant}+{tag} vs {against} | {','.join(map(str, seeds))} | "
-                         + " | ".join(cells) + " |")
-    if not lines:
-        return []
-    return ["| budget | comparison | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
-            "| --- | --- | --- |" + " --- |" * len(METRICS)] + lines
+            if seeds:
+                against = f"{other}+{other_tag}" if other_tag else f"{other} (unmodified)"
+                rows.append(comparison_row(budget, f"{variant}+{tag} vs {against}", seeds,
+                                           [runs[(variant, tag, budget, s)] for s in seeds],
+                                           [runs[(other, other_tag, budget, s)] for s in seeds]))
+    return comparison_table(rows)
 
 
 def teacher_table(evals: dict) -> list[str]:
@@ -307,30 +310,24 @@ def write_report(out: Path) -> str:
              "Mean ± sample std over seeds (the seeds' values in brackets); few-shot: each seed's mean over its "
              "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
     lines += pretrain_table(evals)
-    gaps = gaps_table(evals)
-    if gaps:
-        lines += ["", "## MACRL against each baseline, budget by budget", "",
-                  "Each cell: MACRL vs the baseline, mean ± std over the seeds both ran (values in brackets), the "
-                  "difference of the means in points, and `better` / `worse` only where the seeds' ranges do not "
-                  "overlap; otherwise `within spread`.", ""] + gaps
-    candidates = candidates_table(evals)
-    if candidates:
-        lines += ["", "## Modified methods against the unmodified ones (part 5)", "",
-                  "Each cell: modified vs unmodified, mean ± std over the seeds both ran (values in brackets), the "
-                  "difference of the means in points, and `better` / `worse` only where the seeds' ranges do not "
-                  "overlap (beyond the seed spread); otherwise `within spread`.", ""] + candidates
-    candidate_gaps = candidate_gaps_table(evals)
-    if candidate_gaps:
-        lines += ["", "## Modified MACRL against the baselines", "",
-                  "As above, each modified MACRL against MAE and MoCo run with the same modification where they were, "
-                  "else against the unmodified baseline (a fair pair only where the modification leaves that baseline's "
-                  "loss unchanged, e.g. unmasked_query for MoCo).", ""] + candidate_gaps
-    teacher = teacher_table(evals)
-    if teacher:
-        lines += ["", "## Online or momentum (EMA) encoder", ""] + teacher
-    ft = finetune_table(evals)
-    if ft:
-        lines += ["", "## Fine-tuning efficiency (test top-1 after N epochs, each its own run)", ""] + ft
+    paired = ("mean ± std over the seeds both ran (values in brackets), the difference of the means in points, and "
+              "`better` / `worse` only where the seeds' ranges do not overlap (beyond the seed spread); otherwise "
+              "`within spread`.")
+    sections = (
+        ("MACRL against each baseline, budget by budget", f"Each cell: MACRL vs the baseline, {paired}",
+         gaps_table(evals)),
+        ("Modified methods against the unmodified ones (part 5)", f"Each cell: modified vs unmodified, {paired}",
+         candidates_table(evals)),
+        ("Modified MACRL against the baselines", "As above, each modified MACRL against MAE and MoCo run with the "
+         "same modification where they were, else against the unmodified baseline (a fair pair only where the "
+         "modification leaves that baseline's loss unchanged, e.g. unmasked_query for MoCo).",
+         candidate_gaps_table(evals)),
+        ("Online or momentum (EMA) encoder", None, teacher_table(evals)),
+        ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
+    )
+    for title, intro, rows in sections:
+        if rows:
+            lines += ["", f"## {title}", ""] + ([intro, ""] if intro else []) + rows
     attention = out / "attention.md"
     if attention.exists():
         lines += ["", attention.read_text().strip()]
