@@ -10,8 +10,9 @@ averaged over heads, on the 10,000 test images. Two measured proxies, per image,
 - normalised entropy: entropy of the 64 weights / log(64); 1 is uniform, lower is more concentrated.
 
 Neither is a segmentation score (CIFAR-10 has no object masks): they say whether attention concentrates, and
-whether on the centre. Writes OUTPUT_DIR/attention.png (8 test images, one of each of the first 8 classes; a row
-per variant, seed 0), attention.md and evals/attention-<budget>x.json.
+whether on the centre. Writes OUTPUT_DIR/attention-<budget>x.png (8 test images, one of each of the first 8 classes;
+a row per variant, seed 0), attention-<budget>x.md and evals/attention-<budget>x.json: one set per budget, so the
+figures of several budgets sit side by side.
 """
 
 import json
@@ -119,7 +120,7 @@ def attention_stage(args, budget: float, run_name) -> None:
                 ax.text(-0.1, 0.5, name, transform=ax.transAxes, ha="right", va="center", fontsize=10)
     fig.suptitle(f"Last-layer CLS attention (head mean), CIFAR-10 test, pretrained at {budget:g}x, seed 0", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / "attention.png", dpi=110)
+    fig.savefig(out / f"attention-{budget:g}x.png", dpi=110)
     plt.close(fig)
     write_attention_table(out, budget, results, len(pixels))
 
@@ -133,4 +134,4 @@ def write_attention_table(out: Path, budget: float, results: dict, images: int) 
     for r in results.values():
         c, e = r["centre_share"], r["normalised_entropy"]
         lines.append(f"| {r['variant']} | {r['seed']} | {c[0]:.3f} ± {c[1]:.3f} | {e[0]:.3f} ± {e[1]:.3f} |")
-    (out / "attention.md").write_text("\n".join(lines) + "\n")
+    (out / f"attention-{budget:g}x.md").write_text("\n".join(lines) + "\n")

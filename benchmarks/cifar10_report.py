@@ -328,8 +328,7 @@ def write_report(out: Path) -> str:
     for title, intro, rows in sections:
         if rows:
             lines += ["", f"## {title}", ""] + ([intro, ""] if intro else []) + rows
-    attention = out / "attention.md"
-    if attention.exists():
+    for attention in sorted(out.glob("attention-*x.md"), key=lambda f: float(f.stem.split("-")[1][:-1])):
         lines += ["", attention.read_text().strip()]
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)

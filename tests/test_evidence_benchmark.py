@@ -67,7 +67,7 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
                      "momentum (EMA)",
                      "| untrained encoder (no pretraining) |"):
         assert expected in report, expected
-    for figure in ("budget_curve.png", "fewshot_curve.png", "finetune_curve.png", "attention.png"):
+    for figure in ("budget_curve.png", "fewshot_curve.png", "finetune_curve.png", "attention-1x.png"):
         assert (tmp_path / "out" / figure).stat().st_size > 0, figure
 
 
