@@ -83,13 +83,17 @@ def compare(candidate: list[float], base: list[float]) -> str:
     return f"{cell(candidate)} vs {cell(base)}: {delta:+.1f}, {verdict}"
 
 
-def changed(candidate: dict, base: dict) -> str:
-    """The config overrides and script flags the modified run adds to its unmodified one, in backticks; a tag that
-    adds none is a rerun of the same method (with the code of its own time: the evals say nothing of the code)."""
+def change(candidate: dict, base: dict) -> str:
+    """The config overrides and script flags the modified run adds to its unmodified one; empty for a tag that adds
+    none: a rerun of the same method (with the code of its own time: the evals say nothing of the code)."""
     before = set(base.get("overrides", "").split(","))
     added = [x for x in candidate.get("overrides", "").split(",") if x not in before]
-    change = " ".join(filter(None, [",".join(added), candidate.get("extra_args", "")]))
-    return f"`{change}`" if change else "no change: a rerun"
+    return " ".join(filter(None, [",".join(added), candidate.get("extra_args", "")]))
+
+
+def changed(candidate: dict, base: dict) -> str:
+    text = change(candidate, base)
+    return f"`{text}`" if text else "no change: a rerun"
 
 
 def candidates_table(evals: dict) -> list[str]:
@@ -147,8 +151,10 @@ def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     (a change that is a no-op for it, e.g. unmasked_query for MoCo; the row says which)."""
     runs = {(r["variant"], r.get("tag", ""), r["budget"], r["seed"]): r for r in evals.values()
             if "linear_probe_top1" in r and r["budget"] > 0}
+    reruns = {(v, t, b) for (v, t, b, s), r in runs.items() if t and (v, "", b, s) in runs
+              and not change(r, runs[(v, "", b, s)])}  # a rerun is the method itself: the tables above have it
     rows = []
-    for tag, budget in sorted({(t, b) for v, t, b, _ in runs if v == variant and t}):
+    for tag, budget in sorted({(t, b) for v, t, b, _ in runs if v == variant and t and (v, t, b) not in reruns}):
         for other in sorted({v for v, _, b, _ in runs if b == budget and v != variant}, key=method_key):
             other_tag = tag if any(k[:3] == (other, tag, budget) for k in runs) else ""
             seeds = sorted(s for v, t, b, s in runs if (v, t, b) == (variant, tag, budget)

@@ -52,6 +52,7 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
     assert "47.0 vs 46.0: +1.0, one seed" in rows["macrl+m50 vs moco (unmodified)"]
     assert "43.0 vs 40.0: +3.0, one seed" in rows["macrl+swap vs moco+swap"]
     assert "macrl+swap vs moco (unmodified)" not in rows
+    assert not any(name.startswith("macrl+rerun") for name in rows)  # a rerun is no modified method
 
 
 def test_report_without_results_names_the_folder(tmp_path):
