@@ -11,7 +11,7 @@ averaged over heads, on the 10,000 test images. Two measured proxies, per image,
 
 Neither is a segmentation score (CIFAR-10 has no object masks): they say whether attention concentrates, and
 whether on the centre. Writes OUTPUT_DIR/attention-<budget>x.png (8 test images, one of each of the first 8 classes;
-a row per variant, seed 0), attention-<budget>x.md and evals/attention-<budget>x.json: one set per budget, so the
+a row per variant, its lowest seed found), attention-<budget>x.md and evals/attention-<budget>x.json: one set per budget, so the
 figures of several budgets sit side by side.
 """
 
@@ -87,8 +87,8 @@ def attention_stage(args, budget: float, run_name) -> None:
                 pixels = collate_images(list(test.with_transform(view)))["pixel_values"]
             maps = cls_attention_maps(encoder, pixels)
             results[f"{variant}-s{seed}"] = {"variant": variant, "seed": seed, **attention_proxies(maps)}
-            if seed == 0:
-                figure_maps[variant] = maps[shown]
+            if variant not in figure_maps:  # the figure shows each variant's lowest seed found
+                figure_maps[variant] = (seed, maps[shown])
             print(f"attention {variant} seed {seed}: {results[f'{variant}-s{seed}']}", flush=True)
     if not results:
         raise SystemExit(f"attention: no finished runs at budget {budget:g}x in {out / 'runs'}")
@@ -105,20 +105,21 @@ def attention_stage(args, budget: float, run_name) -> None:
 
     # Figure: a row of the 8 images, then a row per variant with its head-averaged map over each image.
     images = [np.asarray(test[i][image_column].convert("RGB")) for i in shown]
-    rows = ["image"] + list(figure_maps)
+    rows = ["image"] + [f"{v} s{seed}" for v, (seed, _) in figure_maps.items()]
+    row_maps = [None] + [m for _, m in figure_maps.values()]
     fig, axes = plt.subplots(len(rows), len(images), figsize=(1.6 * len(images), 1.7 * len(rows)))
     for col, picture in enumerate(images):
         for row, name in enumerate(rows):
             ax = axes[row, col]
             ax.set_axis_off()
             ax.imshow(picture)
-            if name != "image":
-                grid = int(math.isqrt(figure_maps[name].shape[1]))
-                heat = upsample(figure_maps[name][col].view(1, grid, grid), picture.shape[:2])[0]
+            if row_maps[row] is not None:
+                grid = int(math.isqrt(row_maps[row].shape[1]))
+                heat = upsample(row_maps[row][col].view(1, grid, grid), picture.shape[:2])[0]
                 ax.imshow(heat, cmap="jet", alpha=0.55, vmin=0, vmax=1)
             if col == 0:
                 ax.text(-0.1, 0.5, name, transform=ax.transAxes, ha="right", va="center", fontsize=10)
-    fig.suptitle(f"Last-layer CLS attention (head mean), CIFAR-10 test, pretrained at {budget:g}x, seed 0", fontsize=10)
+    fig.suptitle(f"Last-layer CLS attention (head mean), CIFAR-10 test, pretrained at {budget:g}x", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / f"attention-{budget:g}x.png", dpi=110)
     plt.close(fig)
