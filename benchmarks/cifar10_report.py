@@ -280,7 +280,7 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
             series[name][r["epochs"]].append(100 * r["finetune_top1"])
     if not series:
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     budgets = sorted({r["budget"] for r in evals.values() if "finetune_top1" in r and r["budget"] > 0})
     colours = {v: f"C{i}" for i, v in enumerate(ORDER)}
     for name in sorted(series, key=lambda n: method_key(n.split(" ")[0])):
@@ -302,7 +302,7 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("CIFAR-10 fine-tuning efficiency")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: a dozen lines cover the data
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
