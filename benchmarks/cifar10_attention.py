@@ -1,8 +1,8 @@
 """Interpretability stage of benchmarks/cifar10_evidence.py: where the CLS token of each variant looks.
 
-    python benchmarks/cifar10_evidence.py attention [--budget 4]
+    python benchmarks/cifar10_evidence.py attention [--budget 4] [--tag uq]
 
-For the untagged runs of every variant at the budget (every seed found), the last layer's CLS-to-patch attention,
+For the runs of every variant at the budget (every seed found), the last layer's CLS-to-patch attention,
 averaged over heads, on the 10,000 test images. Two measured proxies, per image, then mean and std over images:
 
 - centre share: the attention mass on the central 4 x 4 of the 8 x 8 patches (a quarter of the image, where
@@ -12,7 +12,9 @@ averaged over heads, on the 10,000 test images. Two measured proxies, per image,
 Neither is a segmentation score (CIFAR-10 has no object masks): they say whether attention concentrates, and
 whether on the centre. Writes OUTPUT_DIR/attention-<budget>x.png (8 test images, one of each of the first 8 classes;
 a row per variant, its lowest seed found), attention-<budget>x.md and evals/attention-<budget>x.json: one set per budget, so the
-figures of several budgets sit side by side.
+figures of several budgets sit side by side. With `--tag T` a variant's runs of the modified method T stand in for
+its unmodified ones where they exist (the other variants stay as they are), and the files are named
+attention-<budget>x-T.*, beside the unmodified set rather than over it.
 """
 
 import json
@@ -72,13 +74,18 @@ def attention_stage(args, budget: float, run_name) -> None:
     from macrl_hf.visualize import upsample
 
     out = Path(args.output_dir)
+    tag = getattr(args, "tag", "")
     test, image_column, shown = _test_images(args)
     results, figure_maps, mean, std = {}, {}, None, None
-    for variant in VARIANT_ORDER:
-        for seed in range(10):
-            run_dir = out / "runs" / run_name(variant, budget, seed)
-            if not (run_dir / "model.safetensors").exists():
-                continue
+
+    def finished(base: str, run_tag: str) -> list[int]:  # the seeds with a finished pretraining
+        return [s for s in range(10) if (out / "runs" / run_name(base, budget, s, run_tag) / "model.safetensors").exists()]
+
+    for base in VARIANT_ORDER:
+        run_tag = tag if tag and finished(base, tag) else ""  # the modified method where it ran, else the unmodified one
+        variant = base + (f"+{run_tag}" if run_tag else "")
+        for seed in finished(base, run_tag):
+            run_dir = out / "runs" / run_name(base, budget, seed, run_tag)
             encoder, processor, _ = load_encoder(run_dir, attn_implementation="eager")
             encoder.eval()
             if mean is None:
@@ -90,8 +97,9 @@ def attention_stage(args, budget: float, run_name) -> None:
             if variant not in figure_maps:  # the figure shows each variant's lowest seed found
                 figure_maps[variant] = (seed, maps[shown])
             print(f"attention {variant} seed {seed}: {results[f'{variant}-s{seed}']}", flush=True)
-    if not results:
-        raise SystemExit(f"attention: no finished runs at budget {budget:g}x in {out / 'runs'}")
+    if not results or (tag and not any("+" in r["variant"] for r in results.values())):
+        raise SystemExit(f"attention: no finished{' ' + tag if tag else ''} runs at budget {budget:g}x in "
+                         f"{out / 'runs'}")
     # Reference: the same encoder untrained (seed 0), for what the proxies give before any learning.
     from macrl_hf import MacrlModel
 
@@ -101,7 +109,8 @@ def attention_stage(args, budget: float, run_name) -> None:
     results["untrained-s0"] = {"variant": "untrained", "seed": 0, **attention_proxies(cls_attention_maps(untrained,
                                                                                                         pixels))}
     (out / "evals").mkdir(exist_ok=True)
-    (out / "evals" / f"attention-{budget:g}x.json").write_text(json.dumps(results, indent=2))
+    stem = f"attention-{budget:g}x" + (f"-{tag}" if tag else "")
+    (out / "evals" / f"{stem}.json").write_text(json.dumps(results, indent=2))
 
     # Figure: a row of the 8 images, then a row per variant with its head-averaged map over each image.
     images = [np.asarray(test[i][image_column].convert("RGB")) for i in shown]
@@ -121,13 +130,15 @@ def attention_stage(args, budget: float, run_name) -> None:
                 ax.text(-0.1, 0.5, name, transform=ax.transAxes, ha="right", va="center", fontsize=10)
     fig.suptitle(f"Last-layer CLS attention (head mean), CIFAR-10 test, pretrained at {budget:g}x", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / f"attention-{budget:g}x.png", dpi=110)
+    fig.savefig(out / f"{stem}.png", dpi=110)
     plt.close(fig)
-    write_attention_table(out, budget, results, len(pixels))
+    write_attention_table(out / f"{stem}.md", budget, results, len(pixels), tag)
 
 
-def write_attention_table(out: Path, budget: float, results: dict, images: int) -> None:
-    lines = [f"## Attention (last layer, CLS, head mean; {images:,} test images; pretrained at {budget:g}x)", "",
+def write_attention_table(path: Path, budget: float, results: dict, images: int, tag: str = "") -> None:
+    modified = f", {tag} runs where they exist" if tag else ""
+    lines = [f"## Attention (last layer, CLS, head mean; {images:,} test images; pretrained at {budget:g}x{modified})",
+             "",
              "Centre share: attention mass on the central 4 x 4 of 8 x 8 patches (uniform: 0.25). Normalised "
              "entropy: 1 = uniform. Mean ± std over images, per seed; `untrained` is the same encoder before "
              "pretraining.", "",
@@ -135,4 +146,4 @@ def write_attention_table(out: Path, budget: float, results: dict, images: int) 
     for r in results.values():
         c, e = r["centre_share"], r["normalised_entropy"]
         lines.append(f"| {r['variant']} | {r['seed']} | {c[0]:.3f} ± {c[1]:.3f} | {e[0]:.3f} ± {e[1]:.3f} |")
-    (out / f"attention-{budget:g}x.md").write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n")

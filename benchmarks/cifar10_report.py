@@ -334,7 +334,7 @@ def write_report(out: Path) -> str:
     for title, intro, rows in sections:
         if rows:
             lines += ["", f"## {title}", ""] + ([intro, ""] if intro else []) + rows
-    for attention in sorted(out.glob("attention-*x.md"), key=lambda f: float(f.stem.split("-")[1][:-1])):
+    for attention in sorted(out.glob("attention-*.md"), key=lambda f: (float(f.stem.split("-")[1][:-1]), f.stem)):
         lines += ["", attention.read_text().strip()]
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)

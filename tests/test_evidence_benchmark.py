@@ -3,6 +3,7 @@ writes its results, and a second invocation finds the finished jobs instead of r
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 
@@ -62,12 +63,21 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     evidence("finetune", "--budget", "0", "--variants", "macrl", "--finetune_epochs", "1",
              "--finetune_samples", "24", *common)  # the from-scratch reference
     evidence("attention", "--budget", "1", "--variants", "macrl", "--attention_images", "3", *common)
+    unmodified = (tmp_path / "out" / "attention-1x.md").read_text()
+    # a modified method's attention goes beside the unmodified set, its runs standing in for the variant's
+    shutil.copytree(tmp_path / "out" / "runs" / "macrl-1x-s0", tmp_path / "out" / "runs" / "macrl+t-1x-s0")
+    evidence("attention", "--budget", "1", "--tag", "t", "--attention_images", "3", *common)
+    assert (tmp_path / "out" / "attention-1x.md").read_text() == unmodified
+    modified = (tmp_path / "out" / "attention-1x-t.md").read_text()
+    assert "| macrl+t | 0 |" in modified and "| macrl | 0 |" not in modified
     report = (tmp_path / "out" / "results.md").read_text()
+    assert unmodified.strip() in report and modified.strip() in report
     for expected in ("| 1x (48) | macrl |", "0 (untrained)", "Fine-tuning efficiency", "centre share",
                      "momentum (EMA)",
                      "| untrained encoder (no pretraining) |"):
         assert expected in report, expected
-    for figure in ("budget_curve.png", "fewshot_curve.png", "finetune_curve.png", "attention-1x.png"):
+    for figure in ("budget_curve.png", "fewshot_curve.png", "finetune_curve.png", "attention-1x.png",
+                   "attention-1x-t.png"):
         assert (tmp_path / "out" / figure).stat().st_size > 0, figure
 
 
