@@ -74,15 +74,18 @@ def attention_stage(args, budget: float, run_name) -> None:
     from macrl_hf.visualize import upsample
 
     out = Path(args.output_dir)
-    tag = getattr(args, "tag", "")
+    tag = args.tag
     test, image_column, shown = _test_images(args)
     results, figure_maps, mean, std = {}, {}, None, None
 
     def finished(base: str, run_tag: str) -> list[int]:  # the seeds with a finished pretraining
         return [s for s in range(10) if (out / "runs" / run_name(base, budget, s, run_tag) / "model.safetensors").exists()]
 
+    modified = {base for base in VARIANT_ORDER if tag and finished(base, tag)}
+    if tag and not modified:
+        raise SystemExit(f"attention: no finished {tag} runs at budget {budget:g}x in {out / 'runs'}")
     for base in VARIANT_ORDER:
-        run_tag = tag if tag and finished(base, tag) else ""  # the modified method where it ran, else the unmodified one
+        run_tag = tag if base in modified else ""  # the modified method where it ran, else the unmodified one
         variant = base + (f"+{run_tag}" if run_tag else "")
         for seed in finished(base, run_tag):
             run_dir = out / "runs" / run_name(base, budget, seed, run_tag)
@@ -97,9 +100,8 @@ def attention_stage(args, budget: float, run_name) -> None:
             if variant not in figure_maps:  # the figure shows each variant's lowest seed found
                 figure_maps[variant] = (seed, maps[shown])
             print(f"attention {variant} seed {seed}: {results[f'{variant}-s{seed}']}", flush=True)
-    if not results or (tag and not any("+" in r["variant"] for r in results.values())):
-        raise SystemExit(f"attention: no finished{' ' + tag if tag else ''} runs at budget {budget:g}x in "
-                         f"{out / 'runs'}")
+    if not results:
+        raise SystemExit(f"attention: no finished runs at budget {budget:g}x in {out / 'runs'}")
     # Reference: the same encoder untrained (seed 0), for what the proxies give before any learning.
     from macrl_hf import MacrlModel
 
