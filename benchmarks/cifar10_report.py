@@ -167,6 +167,34 @@ def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     return comparison_table(rows)
 
 
+def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = 0.02) -> list[str]:
+    """`variant` (and each modified `variant` with a FLOP count) against each baseline at another budget that cost
+    the same training compute (within `tolerance`), on the seeds both ran: the comparison a user with a fixed
+    compute budget makes, where a cheaper image buys more of them. `flops`: MFLOP per training image per method."""
+    runs = {(method(r), r["budget"], r["seed"]): r for r in evals.values()
+            if "linear_probe_top1" in r and r["budget"] > 0 and method(r) in flops}
+    compute = {(m, b): runs[(m, b, s)]["images_seen"] * flops[m] / 1e6 for m, b, s in runs}  # TFLOP
+    rows = []
+    for (name, budget), tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
+        if name.partition("+")[0] != variant:
+            continue
+        for (other, other_budget), other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
+            if other.partition("+")[0] == variant or other_budget == budget or "+" in other:
+                continue
+            if abs(tflop - other_tflop) > tolerance * other_tflop:
+                continue
+            seeds = sorted(s for m, b, s in runs if (m, b) == (name, budget) and (other, other_budget, s) in runs)
+            if seeds:
+                cells = [compare([get(runs[(name, budget, s)]) for s in seeds],
+                                 [get(runs[(other, other_budget, s)]) for s in seeds]) for _, get in METRICS]
+                rows.append(f"| {tflop:.0f} vs {other_tflop:.0f} | {name} {budget:g}x vs {other} {other_budget:g}x | "
+                            f"{','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["| training TFLOP | comparison | seeds | " + " | ".join(n for n, _ in METRICS) + " |",
+            "| --- | --- | --- |" + " --- |" * len(METRICS)] + rows
+
+
 def teacher_table(evals: dict) -> list[str]:
     """Online against momentum (EMA) encoder, per run that has both evaluated."""
     rows = [r for r in evals.values() if "momentum_encoder" in r]
@@ -218,12 +246,15 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8))
     for ax, (title, value) in zip(axes, metrics):
         series = defaultdict(lambda: defaultdict(list))
+        ticks = set()  # whole budgets only: an equal-compute run (4.8x, say) is a point, not a tick label
         for r in evals.values():
             if "linear_probe_top1" in r and value(r) is not None and (not r.get("tag") or r["budget"] == 0):
                 if flops is not None and r["variant"] not in flops:
                     continue
                 x = r["images_seen"] * (flops[r["variant"]] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
                 series[r["variant"]][x].append(100 * value(r))  # budget 0: the untrained reference
+                if r["budget"] == int(r["budget"]):
+                    ticks.add(x)
         untrained = [v for name in series for v in series[name].pop(0, [])]
         for name in sorted(series, key=method_key):
             xs = sorted(series[name])
@@ -238,7 +269,7 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
             ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.set_xlabel("training compute (TFLOP, train_flops.py)")
         else:
-            seen = sorted({x for name in series for x in series[name]})
+            seen = sorted(ticks - {0})
             ax.set_xticks(seen, [f"{x / 1000:.0f}k" for x in seen])
             ax.minorticks_off()
             ax.set_xlabel("images seen in pretraining (1x = 50k)")
@@ -312,6 +343,9 @@ def write_report(out: Path) -> str:
     if not (out / "evals").is_dir():
         sys.exit(f"{out}: no evals/ folder; run `cifar10_evidence.py pretrain --output_dir {out}` first")
     evals = load_evals(out)
+    flops = None
+    if (out / "train_flops.json").exists():  # written by benchmarks/train_flops.py --json
+        flops = {k: v["mflops_per_image"] for k, v in json.loads((out / "train_flops.json").read_text()).items()}
     lines = ["# CIFAR-10 evidence (benchmarks/cifar10_evidence.py)", "",
              "Mean ± sample std over seeds (the seeds' values in brackets); few-shot: each seed's mean over its "
              "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
@@ -328,6 +362,9 @@ def write_report(out: Path) -> str:
          "same modification where they were, else against the unmodified baseline (a fair pair only where the "
          "modification leaves that baseline's loss unchanged, e.g. unmasked_query for MoCo).",
          candidate_gaps_table(evals)),
+        ("MACRL against each baseline at equal training compute", "Each cell: MACRL (or a modified MACRL) at one "
+         "budget vs a baseline at the budget that cost the same training FLOPs (`train_flops.json`), " + paired,
+         equal_compute_table(evals, flops) if flops else []),
         ("Online or momentum (EMA) encoder", None, teacher_table(evals)),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
     )
@@ -341,8 +378,7 @@ def write_report(out: Path) -> str:
     if evals:
         plot_budget_curve(evals, out / "budget_curve.png")
         plot_fewshot_curve(evals, out / "fewshot_curve.png")
-        if (out / "train_flops.json").exists():  # written by benchmarks/train_flops.py --json
-            flops = {k: v["mflops_per_image"] for k, v in json.loads((out / "train_flops.json").read_text()).items()}
+        if flops:
             plot_compute_curve(evals, out / "compute_curve.png", flops)
         plot_finetune_curve(evals, out / "finetune_curve.png")
     print(text)
