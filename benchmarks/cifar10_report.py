@@ -248,18 +248,23 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
         series = defaultdict(lambda: defaultdict(list))
         ticks = set()  # whole budgets only: an equal-compute run (4.8x, say) is a point, not a tick label
         for r in evals.values():
-            if "linear_probe_top1" in r and value(r) is not None and (not r.get("tag") or r["budget"] == 0):
-                if flops is not None and r["variant"] not in flops:
+            if "linear_probe_top1" not in r or value(r) is None:
+                continue
+            # against compute, a modified method with a FLOP count of its own is a line too (uq, say)
+            name = method(r) if flops and r["budget"] > 0 else r["variant"]
+            if not r.get("tag") or r["budget"] == 0 or (flops and name in flops):
+                if flops is not None and name not in flops:
                     continue
-                x = r["images_seen"] * (flops[r["variant"]] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
-                series[r["variant"]][x].append(100 * value(r))  # budget 0: the untrained reference
+                x = r["images_seen"] * (flops[name] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
+                series[name][x].append(100 * value(r))  # budget 0: the untrained reference
                 if r["budget"] == int(r["budget"]):
                     ticks.add(x)
         untrained = [v for name in series for v in series[name].pop(0, [])]
         for name in sorted(series, key=method_key):
             xs = sorted(series[name])
             stats = [mean_std(series[name][x]) for x in xs]
-            ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name)
+            ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name,
+                        color=f"C{method_key(name)[0]}", linestyle="--" if "+" in name else "-")  # uq: MACRL's colour
         if untrained:
             ax.axhline(statistics.fmean(untrained), color="gray", linestyle="--", label="untrained encoder")
         ax.set_xscale("log", base=2)
