@@ -6,16 +6,17 @@ several invocations of a stage may run at once (one per core, `--jobs 1 --thread
 
     python benchmarks/cifar10_evidence.py pretrain --budgets 1,2,4,8 --seeds 0     # budget curve (+ kNN, probes)
     python benchmarks/cifar10_evidence.py pretrain --budgets 4,8 --seeds 1         # second seed at the largest
+    python benchmarks/cifar10_evidence.py pretrain --budgets 4.8 --variants macrl  # equal compute with MoCo's 4x
     python benchmarks/cifar10_evidence.py finetune --budget 8 --finetune_epochs 1,2,4,8
     python benchmarks/cifar10_evidence.py attention --budget 8
     python benchmarks/cifar10_evidence.py teacher                                  # the EMA encoders, evaluated too
     python benchmarks/cifar10_evidence.py report                                   # tables and plots
     python benchmarks/cifar10_evidence.py pretrain ... --gpu                       # GPU sizing (see --gpu)
 
-Budget 0 is the untrained encoder (the reference every curve starts from). Budget b means b x 50,000 images seen (b epochs over all 50,000 CIFAR-10 training images; 195 steps of 256 each) at
-the CPU sizing, the unit of the earlier comparison (benchmarks/cifar10_compare.py). Every variant shares the encoder,
-data, augmentations, heads, schedule and seeds; only its loss differs (see VARIANTS). After pretraining, on the
-10,000 test images: weighted kNN (k=20, the 50,000 training images as memory bank), MAE's linear probe
+Budget 0 is the untrained encoder (the reference every curve starts from). Budget b means b x 50,000 images seen
+(b epochs over all 50,000 CIFAR-10 training images; 195 steps of 256 each) at the CPU sizing, the unit of the earlier
+comparison (benchmarks/cifar10_compare.py). Every variant shares the encoder, data, augmentations, heads, schedule
+and seeds; only its loss differs (see VARIANTS). After pretraining, on the 10,000 test images: weighted kNN (k=20, the 50,000 training images as memory bank), MAE's linear probe
 (BatchNorm + linear layer on frozen CLS features, 100 epochs) and few-shot logistic regression (scikit-learn) with
 1 % and 10 % of the training labels (class-balanced, 5 seeded draws). Fine-tuning: run_classification.py from the
 `--budget` checkpoints for 1, 2, 4, 8 epochs on 10,000 training images, each its own run with its own schedule.
@@ -25,7 +26,9 @@ the test set (see attention_proxies).
 `--extra_overrides` (config fields) or `--extra_args` (run_pretraining.py flags) + `--tag` run a modified method
 (e.g. `--extra_overrides predictor_hidden_size=512 --tag pred`, `--extra_args "--strong_view_branch momentum" --tag swap`);
 its results sit beside the untagged ones. Per-run results land in OUTPUT_DIR/evals/*.json (small, committed);
-checkpoints in OUTPUT_DIR/runs/ (not committed).
+checkpoints in OUTPUT_DIR/runs/ (not committed). A fractional budget gives a variant the training compute of another's
+whole budget (4 x MoCo's FLOPs per image / MACRL's, from train_flops.py: 4.8x); the report pairs such runs in its
+equal-compute table.
 """
 
 import argparse
