@@ -16,8 +16,9 @@ several invocations of a stage may run at once (one per core, `--jobs 1 --thread
 Budget 0 is the untrained encoder (the reference every curve starts from). Budget b means b x 50,000 images seen
 (b epochs over all 50,000 CIFAR-10 training images; 195 steps of 256 each) at the CPU sizing, the unit of the earlier
 comparison (benchmarks/cifar10_compare.py). Every variant shares the encoder, data, augmentations, heads, schedule
-and seeds; only its loss differs (see VARIANTS). After pretraining, on the 10,000 test images: weighted kNN (k=20, the 50,000 training images as memory bank), MAE's linear probe
-(BatchNorm + linear layer on frozen CLS features, 100 epochs) and few-shot logistic regression (scikit-learn) with
+and seeds; only its loss differs (see VARIANTS). After pretraining, on the 10,000 test images: weighted kNN (k=20,
+the 50,000 training images as memory bank), MAE's linear probe (BatchNorm + linear layer on frozen CLS features,
+100 epochs) and few-shot logistic regression (scikit-learn) with
 1 % and 10 % of the training labels (class-balanced, 5 seeded draws). Fine-tuning: run_classification.py from the
 `--budget` checkpoints for 1, 2, 4, 8 epochs on 10,000 training images, each its own run with its own schedule.
 Attention: the last layer's CLS attention of each variant on the same 8 test images, and two measured proxies over
