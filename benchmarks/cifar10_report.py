@@ -122,10 +122,10 @@ def comparison_row(budget: float, label: str, seeds: list[int], candidates: list
     return f"| {budget:g}x | {label} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |"
 
 
-def comparison_table(rows: list[str]) -> list[str]:
+def comparison_table(rows: list[str], first: str = "budget") -> list[str]:
     if not rows:
         return []
-    return ["| budget | comparison | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
+    return [f"| {first} | comparison | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
             "| --- | --- | --- |" + " --- |" * len(METRICS)] + rows
 
 
@@ -189,10 +189,7 @@ def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolera
                                  [get(runs[(other, other_budget, s)]) for s in seeds]) for _, get in METRICS]
                 rows.append(f"| {tflop:.0f} vs {other_tflop:.0f} | {name} {budget:g}x vs {other} {other_budget:g}x | "
                             f"{','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
-    if not rows:
-        return []
-    return ["| training TFLOP | comparison | seeds | " + " | ".join(n for n, _ in METRICS) + " |",
-            "| --- | --- | --- |" + " --- |" * len(METRICS)] + rows
+    return comparison_table(rows, first="training TFLOP")
 
 
 def teacher_table(evals: dict) -> list[str]:
@@ -252,13 +249,12 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
                 continue
             # against compute, a modified method with a FLOP count of its own is a line too (uq, say)
             name = method(r) if flops and r["budget"] > 0 else r["variant"]
-            if not r.get("tag") or r["budget"] == 0 or (flops and name in flops):
-                if flops is not None and name not in flops:
-                    continue
-                x = r["images_seen"] * (flops[name] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
-                series[name][x].append(100 * value(r))  # budget 0: the untrained reference
-                if r["budget"] == int(r["budget"]):
-                    ticks.add(x)
+            if not (name in flops if flops else not r.get("tag") or r["budget"] == 0):
+                continue
+            x = r["images_seen"] * (flops[name] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
+            series[name][x].append(100 * value(r))  # budget 0: the untrained reference
+            if r["budget"] == int(r["budget"]):
+                ticks.add(x)
         untrained = [v for name in series for v in series[name].pop(0, [])]
         for name in sorted(series, key=method_key):
             xs = sorted(series[name])
