@@ -55,7 +55,9 @@ TRAIN_IMAGES = 50000
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=STAGES + ("_pretrain_job", "_finetune_job"))
-    p.add_argument("--output_dir", default=str(ROOT / "benchmarks" / "results" / "evidence"))
+    p.add_argument("--output_dir", default=None,
+                   help="default benchmarks/results/evidence, or evidence-gpu with --gpu (a run is found by its "
+                        "name, so the two sizings must not share a directory)")
     p.add_argument("--dataset_name", default=str(CIFAR))
     p.add_argument("--variants", default="macrl,mae,moco", help=f"some of {sorted(VARIANTS)}")
     p.add_argument("--budgets", default="1,2,4,8", help="multiples of the unit budget (50,000 images seen on CPU)")
@@ -89,6 +91,8 @@ def parse_args(argv=None):
     if args.gpu:
         args.model_overrides, args.unit_epochs, args.batch_size, args.jobs = "", 20.0, 512, 1
         args.finetune_samples = TRAIN_IMAGES
+    if args.output_dir is None:
+        args.output_dir = str(ROOT / "benchmarks" / "results" / ("evidence-gpu" if args.gpu else "evidence"))
     if args.base_learning_rate is None:
         args.base_learning_rate = 1.5e-4 if args.gpu else 1e-3
     if (args.extra_overrides or args.extra_args) and not args.tag:

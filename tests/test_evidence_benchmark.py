@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +95,10 @@ def test_gpu_sizing_builds_commands_the_scripts_accept(tmp_path, monkeypatch):
     args = evidence_module.parse_args(["pretrain", "--gpu"])
     assert (args.batch_size, args.unit_epochs, args.base_learning_rate, args.finetune_samples) == (512, 20.0, 1.5e-4,
                                                                                                  50000)
+    # runs are found by name: GPU results must not be read back as (or written over) the CPU ones
+    assert Path(args.output_dir).name == "evidence-gpu"
+    assert Path(evidence_module.parse_args(["pretrain"]).output_dir).name == "evidence"
+    assert evidence_module.parse_args(["pretrain", "--gpu", "--output_dir", str(tmp_path)]).output_dir == str(tmp_path)
     job = {"variant": "macrl", "budget": 2.0, "seed": 1, "epochs": 4.0, "source": str(tmp_path / "run")}
     # bf16 is refused at parse time on a machine without a bf16 GPU; this machine stands in for one
     monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda: True)
