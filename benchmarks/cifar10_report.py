@@ -249,7 +249,8 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
                 continue
             # against compute, a modified method with a FLOP count of its own is a line too (uq, say)
             name = method(r) if flops and r["budget"] > 0 else r["variant"]
-            if not (name in flops if flops else not r.get("tag") or r["budget"] == 0):
+            keep = name in flops if flops else (not r.get("tag") or r["budget"] == 0)
+            if not keep:
                 continue
             x = r["images_seen"] * (flops[name] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
             series[name][x].append(100 * value(r))  # budget 0: the untrained reference
