@@ -192,6 +192,57 @@ def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolera
     return comparison_table(rows, first="training TFLOP")
 
 
+def compute_method(evals: dict, pretrained: dict) -> str:
+    """The method a pretraining ran, for its FLOP count: a tag that changes nothing (a rerun) is its variant."""
+    if pretrained.get("tag") and not pretrained.get("extra_args"):
+        plain = [r for r in evals.values() if "linear_probe_top1" in r and r["variant"] == pretrained["variant"]
+                 and not r.get("tag") and r["budget"] > 0]
+        if plain and not change(pretrained, plain[0]):
+            return pretrained["variant"]
+    return method(pretrained)
+
+
+def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = 0.02) -> list[str]:
+    """Fine-tuning from `variant`'s checkpoints against a baseline's that cost the same pretraining FLOPs (see
+    equal_compute_table), epoch count by epoch count, on the seeds both ran. A fine-tune finds its pretraining by
+    name (`ft<epochs>-<run>`)."""
+    groups = defaultdict(dict)  # (method, budget, label) -> {(epochs, seed): top1}
+    compute = {}
+    for name, r in evals.items():
+        pretrained = evals.get(name.partition("-")[2]) if "finetune_top1" in r else None
+        if pretrained is None or r["budget"] == 0:
+            continue
+        m = compute_method(evals, pretrained)
+        if m not in flops:
+            continue
+        key = (m, r["budget"], method(r))
+        groups[key][(r["epochs"], r["seed"])] = r["finetune_top1"]
+        compute[key] = pretrained["images_seen"] * flops[m] / 1e6  # TFLOP
+    epochs = sorted({e for runs in groups.values() for e, _ in runs})
+    rows = []
+    for key, tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
+        if key[0].partition("+")[0] != variant:
+            continue
+        for other, other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
+            if other[0].partition("+")[0] == variant or "+" in other[0] or other[1] == key[1]:
+                continue
+            if abs(tflop - other_tflop) > tolerance * other_tflop:
+                continue
+            cells = []
+            for e in epochs:
+                seeds = sorted(s for x, s in groups[key] if x == e and (e, s) in groups[other])
+                cells.append(compare([groups[key][(e, s)] for s in seeds], [groups[other][(e, s)] for s in seeds])
+                             if seeds else "not run")
+            seeds = sorted({s for _, s in groups[key]} & {s for _, s in groups[other]})
+            if seeds:
+                rows.append(f"| {tflop:.0f} vs {other_tflop:.0f} | {key[2]} {key[1]:g}x vs {other[2]} {other[1]:g}x | "
+                            f"{','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["| pretraining TFLOP | comparison | seeds | " + " | ".join(
+        f"{e:g} epoch{'s' if e != 1 else ''}" for e in epochs) + " |", "| --- | --- | --- |" + " --- |" * len(epochs)] + rows
+
+
 def teacher_table(evals: dict) -> list[str]:
     """Online against momentum (EMA) encoder, per run that has both evaluated."""
     rows = [r for r in evals.values() if "momentum_encoder" in r]
@@ -369,6 +420,9 @@ def write_report(out: Path) -> str:
          equal_compute_table(evals, flops) if flops else []),
         ("Online or momentum (EMA) encoder", None, teacher_table(evals)),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
+        ("Fine-tuning at equal pretraining compute", "Each cell: test top-1 after N fine-tuning epochs from MACRL's "
+         "checkpoint vs from a baseline's that cost the same training FLOPs, " + paired,
+         finetune_equal_compute_table(evals, flops) if flops else []),
     )
     for title, intro, rows in sections:
         if rows:

@@ -84,3 +84,32 @@ def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
     assert "48.0 vs 49.0: -1.0, one seed" in rows["macrl+uq 4x vs moco 6.3x"]
     assert set(rows) - {"comparison", "---"} == {"macrl 4.8x vs moco 4x", "macrl+uq 4x vs moco 6.3x"}  # 4x vs 8x MAE: no pair
     assert "| 4.8x (" in report.write_report(tmp_path)  # an equal-compute run is a row of the budget table too
+
+
+def test_finetunes_are_paired_at_equal_pretraining_compute(tmp_path):
+    """Fine-tunes from MACRL at 9.6x (a rerun: the method itself) against those from MoCo at 8x, which cost the same
+    pretraining FLOPs, epoch count by epoch count; MACRL's 8x fine-tunes cost less and are not paired."""
+    def at(variant, budget, seed, tag=""):
+        return {**run(variant, seed, 0.5, 0.5, tag), "budget": budget, "images_seen": round(budget * 195) * 256}
+
+    def ft(variant, budget, seed, epochs, top1, tag=""):
+        return {"variant": variant, "tag": tag, "budget": budget, "seed": seed, "epochs": epochs, "finetune_top1": top1}
+    runs = {"macrl-9.6x-s0": at("macrl", 9.6, 0), "macrl+rerun-9.6x-s0": at("macrl", 9.6, 0, "rerun"),
+            "macrl+rerun-9.6x-s1": at("macrl", 9.6, 1, "rerun"), "moco-8x-s0": at("moco", 8.0, 0),
+            "moco-8x-s1": at("moco", 8.0, 1), "macrl-8x-s0": at("macrl", 8.0, 0),
+            "ft8-macrl+rerun-9.6x-s0": ft("macrl", 9.6, 0, 8.0, 0.55, "rerun"),
+            "ft8-macrl+rerun-9.6x-s1": ft("macrl", 9.6, 1, 8.0, 0.56, "rerun"),
+            "ft1-macrl+rerun-9.6x-s0": ft("macrl", 9.6, 0, 1.0, 0.44, "rerun"),
+            "ft8-moco-8x-s0": ft("moco", 8.0, 0, 8.0, 0.52), "ft8-moco-8x-s1": ft("moco", 8.0, 1, 8.0, 0.53),
+            "ft1-moco-8x-s0": ft("moco", 8.0, 0, 1.0, 0.45), "ft8-macrl-8x-s0": ft("macrl", 8.0, 0, 8.0, 0.50)}
+    (tmp_path / "evals").mkdir()
+    for name, r in runs.items():
+        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
+                                                          (("macrl", 345.4), ("mae", 239.2), ("moco", 414.4))}))
+    text = report.write_report(tmp_path).split("## Fine-tuning at equal pretraining compute")[1]
+    rows = [line for line in text.split("\n## ")[0].splitlines() if line.startswith("| 166")]
+    assert len(rows) == 1 and "| macrl+rerun 9.6x vs moco 8x | 0,1 |" in rows[0]
+    one, eight = rows[0].split(" | ")[3:5]
+    assert one.endswith("44.0 vs 45.0: -1.0, one seed")
+    assert eight.rstrip(" |").endswith("+3.0, better")  # 55, 56 against 52, 53
