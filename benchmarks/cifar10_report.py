@@ -358,14 +358,14 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     series = defaultdict(lambda: defaultdict(list))
-    for r in evals.values():
-        if "finetune_top1" in r and (not r.get("tag") or r["budget"] == 0):  # budget 0: from scratch
-            name = "untrained encoder" if r["budget"] == 0 else f"{r['variant']} ({r['budget']:g}x)"
-            series[name][r["epochs"]].append(100 * r["finetune_top1"])
+    plotted = [r for r in evals.values() if "finetune_top1" in r and (not r.get("tag") or r["budget"] == 0)]
+    for r in plotted:  # modified methods and reruns stay out; budget 0: from scratch
+        name = "untrained encoder" if r["budget"] == 0 else f"{r['variant']} ({r['budget']:g}x)"
+        series[name][r["epochs"]].append(100 * r["finetune_top1"])
     if not series:
         return
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    budgets = sorted({r["budget"] for r in evals.values() if "finetune_top1" in r and r["budget"] > 0})
+    budgets = sorted({r["budget"] for r in plotted if r["budget"] > 0})  # of the lines drawn: the largest is solid
     colours = {v: f"C{i}" for i, v in enumerate(ORDER)}
     for name in sorted(series, key=lambda n: method_key(n.split(" ")[0])):
         xs = sorted(series[name])
