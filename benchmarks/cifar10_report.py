@@ -365,7 +365,13 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
     if not series:
         return
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    budgets = sorted({r["budget"] for r in plotted if r["budget"] > 0})  # of the lines drawn: the largest is solid
+    # solid: the largest budget every variant drawn was fine-tuned at (the equal-images comparison); others dotted
+    per_variant = defaultdict(set)
+    for r in plotted:
+        if r["budget"] > 0:
+            per_variant[r["variant"]].add(r["budget"])
+    shared = set.intersection(*per_variant.values()) if per_variant else set()
+    solid = max(shared or {b for budgets in per_variant.values() for b in budgets} or {0})
     colours = {v: f"C{i}" for i, v in enumerate(ORDER)}
     for name in sorted(series, key=lambda n: method_key(n.split(" ")[0])):
         xs = sorted(series[name])
@@ -374,7 +380,7 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
             style = {"color": "gray", "linestyle": "--"}
         else:  # one colour per variant; the largest budget solid, smaller ones dotted and paler
             variant, budget = name.split(" ")[0], float(name.split("(")[1].rstrip("x)"))
-            largest = budget == budgets[-1]
+            largest = budget == solid
             style = {"color": colours.get(variant), "linestyle": "-" if largest else ":",
                      "alpha": 1.0 if largest else 0.5}
         ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name, **style)
