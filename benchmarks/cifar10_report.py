@@ -167,6 +167,19 @@ def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     return comparison_table(rows)
 
 
+def equal_compute_pairs(compute: dict, variant: str, tolerance: float):
+    """(candidate, baseline) keys of `compute` ({(method, budget, ...): training TFLOP}) whose compute matches within
+    `tolerance`: `variant` (plain or modified) against each unmodified baseline at another budget."""
+    for key, tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
+        if key[0].partition("+")[0] != variant:
+            continue
+        for other, other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
+            if other[0].partition("+")[0] == variant or "+" in other[0] or other[1] == key[1]:
+                continue
+            if abs(tflop - other_tflop) <= tolerance * other_tflop:
+                yield key, other
+
+
 def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = 0.02) -> list[str]:
     """`variant` (and each modified `variant` with a FLOP count) against each baseline at another budget that cost
     the same training compute (within `tolerance`), on the seeds both ran: the comparison a user with a fixed
@@ -175,20 +188,13 @@ def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolera
             if "linear_probe_top1" in r and r["budget"] > 0 and method(r) in flops}
     compute = {(m, b): runs[(m, b, s)]["images_seen"] * flops[m] / 1e6 for m, b, s in runs}  # TFLOP
     rows = []
-    for (name, budget), tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
-        if name.partition("+")[0] != variant:
-            continue
-        for (other, other_budget), other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
-            if other.partition("+")[0] == variant or other_budget == budget or "+" in other:
-                continue
-            if abs(tflop - other_tflop) > tolerance * other_tflop:
-                continue
-            seeds = sorted(s for m, b, s in runs if (m, b) == (name, budget) and (other, other_budget, s) in runs)
-            if seeds:
-                cells = [compare([get(runs[(name, budget, s)]) for s in seeds],
-                                 [get(runs[(other, other_budget, s)]) for s in seeds]) for _, get in METRICS]
-                rows.append(f"| {tflop:.0f} vs {other_tflop:.0f} | {name} {budget:g}x vs {other} {other_budget:g}x | "
-                            f"{','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    for (name, budget), (other, other_budget) in equal_compute_pairs(compute, variant, tolerance):
+        seeds = sorted(s for m, b, s in runs if (m, b) == (name, budget) and (other, other_budget, s) in runs)
+        if seeds:
+            cells = [compare([get(runs[(name, budget, s)]) for s in seeds],
+                             [get(runs[(other, other_budget, s)]) for s in seeds]) for _, get in METRICS]
+            rows.append(f"| {compute[(name, budget)]:.0f} vs {compute[(other, other_budget)]:.0f} | {name} {budget:g}x "
+                        f"vs {other} {other_budget:g}x | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return comparison_table(rows, first="training TFLOP")
 
 
@@ -220,23 +226,17 @@ def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl
         compute[key] = pretrained["images_seen"] * flops[m] / 1e6  # TFLOP
     epochs = sorted({e for runs in groups.values() for e, _ in runs})
     rows = []
-    for key, tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
-        if key[0].partition("+")[0] != variant:
+    for key, other in equal_compute_pairs(compute, variant, tolerance):
+        seeds = sorted({s for _, s in groups[key]} & {s for _, s in groups[other]})
+        if not seeds:
             continue
-        for other, other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
-            if other[0].partition("+")[0] == variant or "+" in other[0] or other[1] == key[1]:
-                continue
-            if abs(tflop - other_tflop) > tolerance * other_tflop:
-                continue
-            cells = []
-            for e in epochs:
-                seeds = sorted(s for x, s in groups[key] if x == e and (e, s) in groups[other])
-                cells.append(compare([groups[key][(e, s)] for s in seeds], [groups[other][(e, s)] for s in seeds])
-                             if seeds else "not run")
-            seeds = sorted({s for _, s in groups[key]} & {s for _, s in groups[other]})
-            if seeds:
-                rows.append(f"| {tflop:.0f} vs {other_tflop:.0f} | {key[2]} {key[1]:g}x vs {other[2]} {other[1]:g}x | "
-                            f"{','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+        cells = []
+        for e in epochs:
+            both = [s for s in seeds if (e, s) in groups[key] and (e, s) in groups[other]]
+            cells.append(compare([groups[key][(e, s)] for s in both], [groups[other][(e, s)] for s in both])
+                         if both else "not run")
+        rows.append(f"| {compute[key]:.0f} vs {compute[other]:.0f} | {key[2]} {key[1]:g}x vs {other[2]} {other[1]:g}x | "
+                    f"{','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     if not rows:
         return []
     return ["| pretraining TFLOP | comparison | seeds | " + " | ".join(
