@@ -2,6 +2,7 @@
 
     python benchmarks/train_flops.py [--json benchmarks/results/evidence/train_flops.json]
     python benchmarks/train_flops.py --extra_overrides unmasked_query=true --tag uq   # a modified method too
+    python benchmarks/train_flops.py --extra_overrides unmasked_query=true --tag uq --extra_overrides mask_ratio=0.5 --tag m50
 
 The evidence budget is images seen; this says what an image costs. One forward (both branches) and backward of
 the CPU sizing of benchmarks/cifar10_evidence.py (same model, same variants), counted by
@@ -42,16 +43,17 @@ def main(argv=None):
     p.add_argument("--model_overrides", default=CPU_MODEL, help="shared by all variants (default: the CPU sizing)")
     p.add_argument("--preset", default="vit-tiny-patch4-32")
     p.add_argument("--baseline", default="moco", choices=sorted(VARIANTS))
-    p.add_argument("--extra_overrides", default="", help="a modified method (as in cifar10_evidence.py), counted "
-                   "beside the unmodified variants as VARIANT+TAG")
-    p.add_argument("--tag", default="", help="names --extra_overrides (required with it)")
+    p.add_argument("--extra_overrides", action="append", default=[], help="a modified method (as in "
+                   "cifar10_evidence.py), counted beside the unmodified variants as VARIANT+TAG; repeat for several")
+    p.add_argument("--tag", action="append", default=[], help="names the --extra_overrides at its position (one each)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    if bool(args.extra_overrides) != bool(args.tag):
-        p.error("--extra_overrides and --tag go together")
+    if len(args.extra_overrides) != len(args.tag) or not all(args.tag):
+        p.error("each --extra_overrides needs its own --tag (got "
+                f"{len(args.extra_overrides)} --extra_overrides and tags {args.tag})")
     runs = {name: (name, "") for name in VARIANTS}
-    if args.tag:
-        runs.update({f"{name}+{args.tag}": (name, args.extra_overrides) for name in VARIANTS})
+    for extra, tag in zip(args.extra_overrides, args.tag):
+        runs.update({f"{name}+{tag}": (name, extra) for name in VARIANTS})
     flops = {name: train_flops_per_image(",".join(x for x in (args.model_overrides, VARIANTS[v], extra) if x),
                                          args.preset)
              for name, (v, extra) in runs.items()}

@@ -139,14 +139,19 @@ def test_train_flops_count_what_each_variant_computes():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     result = module.main(["--model_overrides", TINY_MODEL.replace("num_hidden_layers=1", "num_hidden_layers=4")
-                          + ",decoder_num_hidden_layers=1", "--extra_overrides", "unmasked_query=true", "--tag", "uq"])
+                          + ",decoder_num_hidden_layers=1", "--extra_overrides", "unmasked_query=true", "--tag", "uq",
+                          "--extra_overrides", "mask_ratio=0.5", "--tag", "m50"])
     flops = {name: r["mflops_per_image"] for name, r in result.items()}
     assert 0 < flops["mae"] < flops["macrl"] < flops["moco"]
     assert result["moco"]["ratio_to_moco"] == 1.0
     # the modified method is counted beside them: a second, unmasked online pass costs MACRL more than MoCo's one
     assert flops["macrl+uq"] > flops["moco"] and flops["moco+uq"] == flops["moco"]
+    # a second modified method in the same command: more visible patches cost the masked encoders more
+    assert flops["macrl"] < flops["macrl+m50"] < flops["macrl+uq"] and flops["mae"] < flops["mae+m50"]
     with pytest.raises(SystemExit):
         module.main(["--extra_overrides", "unmasked_query=true"])  # untagged
+    with pytest.raises(SystemExit):
+        module.main(["--extra_overrides", "a=1", "--tag", "a", "--extra_overrides", "b=1"])  # the second untagged
 
 
 def test_a_job_is_claimed_once_and_a_dead_owner_s_lock_is_taken_over(tmp_path):
