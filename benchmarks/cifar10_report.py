@@ -373,13 +373,16 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
     shared = set.intersection(*per_variant.values()) if per_variant else set()
     solid = max(shared or {b for budgets in per_variant.values() for b in budgets} or {0})
     colours = {v: f"C{i}" for i, v in enumerate(ORDER)}
-    for name in sorted(series, key=lambda n: method_key(n.split(" ")[0])):
+    def budget_of(name: str) -> float:
+        return float(name.split("(")[1].rstrip("x)")) if "(" in name else 0.0
+
+    for name in sorted(series, key=lambda n: (method_key(n.split(" ")[0]), budget_of(n))):  # mae 2x before 11.6x
         xs = sorted(series[name])
         stats = [mean_std(series[name][x]) for x in xs]
         if name == "untrained encoder":
             style = {"color": "gray", "linestyle": "--"}
         else:  # one colour per variant; the largest budget solid, smaller ones dotted and paler
-            variant, budget = name.split(" ")[0], float(name.split("(")[1].rstrip("x)"))
+            variant, budget = name.split(" ")[0], budget_of(name)
             largest = budget == solid
             style = {"color": colours.get(variant), "linestyle": "-" if largest else ":",
                      "alpha": 1.0 if largest else 0.5}
