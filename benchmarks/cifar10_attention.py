@@ -14,7 +14,9 @@ whether on the centre. Writes OUTPUT_DIR/attention-<budget>x.png (8 test images,
 a row per variant, its lowest seed found), attention-<budget>x.md and evals/attention-<budget>x.json: one set per budget, so the
 figures of several budgets sit side by side. With `--tag T` a variant's runs of the modified method T stand in for
 its unmodified ones where they exist (the other variants stay as they are), and the files are named
-attention-<budget>x-T.*, beside the unmodified set rather than over it.
+attention-<budget>x-T.*, beside the unmodified set rather than over it. A rerun keeps the figures of the seeds whose
+checkpoints have been deleted since (from the previous evals file), and keeps the old picture rather than draw one
+that lacks a variant.
 """
 
 import json
@@ -102,6 +104,16 @@ def attention_stage(args, budget: float, run_name) -> None:
             print(f"attention {variant} seed {seed}: {results[f'{variant}-s{seed}']}", flush=True)
     if not results:
         raise SystemExit(f"attention: no finished runs at budget {budget:g}x in {out / 'runs'}")
+    stem = f"attention-{budget:g}x" + (f"-{tag}" if tag else "")
+    previous = out / "evals" / f"{stem}.json"
+    if previous.exists():  # seeds measured before their checkpoints were deleted keep their (measured) figures
+        kept = {k: r for k, r in json.loads(previous.read_text()).items()
+                if k not in results and r["variant"] != "untrained"}
+        if kept:
+            print(f"attention: kept from {previous.name} (checkpoints no longer in runs/): {', '.join(kept)}")
+        results.update(kept)
+    results = dict(sorted(results.items(), key=lambda kv: (VARIANT_ORDER.index(kv[1]["variant"].partition("+")[0]),
+                                                           kv[1]["seed"])))
     # Reference: the same encoder untrained (seed 0), for what the proxies give before any learning.
     from macrl_hf import MacrlModel
 
@@ -111,8 +123,12 @@ def attention_stage(args, budget: float, run_name) -> None:
     results["untrained-s0"] = {"variant": "untrained", "seed": 0, **attention_proxies(cls_attention_maps(untrained,
                                                                                                         pixels))}
     (out / "evals").mkdir(exist_ok=True)
-    stem = f"attention-{budget:g}x" + (f"-{tag}" if tag else "")
     (out / "evals" / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    write_attention_table(out / f"{stem}.md", budget, results, len(pixels), tag)
+    missing = sorted({r["variant"] for r in results.values()} - set(figure_maps) - {"untrained"})
+    if missing and (out / f"{stem}.png").exists():  # a figure without a variant's row would hide it: keep the old
+        print(f"attention: {stem}.png kept as it was: no checkpoint of {', '.join(missing)} at {budget:g}x to draw")
+        return
 
     # Figure: a row of the 8 images, then a row per variant with its head-averaged map over each image.
     images = [np.asarray(test[i][image_column].convert("RGB")) for i in shown]
@@ -134,7 +150,6 @@ def attention_stage(args, budget: float, run_name) -> None:
     fig.tight_layout()
     fig.savefig(out / f"{stem}.png", dpi=110)
     plt.close(fig)
-    write_attention_table(out / f"{stem}.md", budget, results, len(pixels), tag)
 
 
 def write_attention_table(path: Path, budget: float, results: dict, images: int, tag: str = "") -> None:

@@ -71,6 +71,22 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     assert (tmp_path / "out" / "attention-1x.md").read_text() == unmodified
     modified = (tmp_path / "out" / "attention-1x-t.md").read_text()
     assert "| macrl+t | 0 |" in modified and "| macrl | 0 |" not in modified
+    # a rerun after checkpoints were deleted keeps those seeds' measured rows, and the figure while a variant
+    # has no checkpoint left to draw (a copy of the MACRL run stands in for a MoCo one here)
+    runs, out = tmp_path / "out" / "runs", tmp_path / "out"
+    shutil.copytree(runs / "macrl-1x-s0", runs / "macrl-1x-s1")
+    shutil.copytree(runs / "macrl-1x-s0", runs / "moco-1x-s0")
+    evidence("attention", "--budget", "1", "--attention_images", "3", *common)
+    figure = (out / "attention-1x.png").read_bytes()
+    for run in ("macrl-1x-s0", "moco-1x-s0"):
+        (runs / run / "model.safetensors").rename(runs / run / "gone")
+    printed = evidence("attention", "--budget", "1", "--attention_images", "3", *common)
+    assert "kept from attention-1x.json" in printed and "macrl-s0, moco-s0" in printed
+    assert "attention-1x.png kept as it was: no checkpoint of moco" in printed
+    assert (out / "attention-1x.png").read_bytes() == figure
+    unmodified = (out / "attention-1x.md").read_text()
+    assert (unmodified.index("| macrl | 0 |") < unmodified.index("| macrl | 1 |") < unmodified.index("| moco | 0 |")
+            < unmodified.index("| untrained |"))
     report = (tmp_path / "out" / "results.md").read_text()
     assert unmodified.strip() in report and modified.strip() in report
     for expected in ("| 1x (48) | macrl |", "0 (untrained)", "Fine-tuning efficiency", "centre share",
