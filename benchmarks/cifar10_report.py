@@ -308,11 +308,14 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
             if r["budget"] == int(r["budget"]):
                 ticks.add(x)
         untrained = [v for name in series for v in series[name].pop(0, [])]
+        tags = sorted({name.partition("+")[2] for name in series} - {""})
         for name in sorted(series, key=method_key):
             xs = sorted(series[name])
             stats = [mean_std(series[name][x]) for x in xs]
-            ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name,
-                        color=f"C{method_key(name)[0]}", linestyle="--" if "+" in name else "-")  # uq: MACRL's colour
+            tag = name.partition("+")[2]  # a modified method: its variant's colour, dashed, a marker of its own
+            ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3, label=name,
+                        marker="sD^v<>"[tags.index(tag) % 6] if tag else "o", color=f"C{method_key(name)[0]}",
+                        linestyle="--" if tag else "-")
         if untrained:
             ax.axhline(statistics.fmean(untrained), color="gray", linestyle="--", label="untrained encoder")
         ax.set_xscale("log", base=2)
