@@ -3,7 +3,7 @@
     python benchmarks/cifar10_evidence.py report      # or: python benchmarks/cifar10_report.py [OUTPUT_DIR]
 
 Writes OUTPUT_DIR/results.md (every table), budget_curve.png, fewshot_curve.png, finetune_curve.png and,
-with train_flops.json beside them, compute_curve.png. Each figure is the mean over
+with train_flops.json beside them, compute_curve.png and finetune_curve.png's equal-compute panel. Each figure is the mean over
 seeds with the sample standard deviation (one seed: no spread shown); the raw values are in evals/.
 """
 
@@ -208,11 +208,11 @@ def compute_method(evals: dict, pretrained: dict) -> str:
     return method(pretrained)
 
 
-def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = 0.02) -> list[str]:
-    """Fine-tuning from `variant`'s checkpoints against a baseline's that cost the same pretraining FLOPs (see
-    equal_compute_table), epoch count by epoch count, on the seeds both ran. A fine-tune finds its pretraining by
-    name (`ft<epochs>-<run>`)."""
-    groups = defaultdict(dict)  # (method, budget, label) -> {(epochs, seed): top1}
+def finetune_groups(evals: dict, flops: dict) -> tuple[dict, dict]:
+    """The fine-tunes of pretrained checkpoints with a FLOP count, grouped by checkpoint: {(method, budget, label):
+    {(epochs, seed): top1}} and each group's pretraining TFLOP. `method` counts a rerun as its variant (same FLOPs);
+    `label` names the run as it is (`macrl+rerun`). A fine-tune finds its pretraining by name (`ft<epochs>-<run>`)."""
+    groups = defaultdict(dict)
     compute = {}
     for name, r in evals.items():
         pretrained = evals.get(name.partition("-")[2]) if "finetune_top1" in r else None
@@ -224,6 +224,29 @@ def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl
         key = (m, r["budget"], method(r))
         groups[key][(r["epochs"], r["seed"])] = r["finetune_top1"]
         compute[key] = pretrained["images_seen"] * flops[m] / 1e6  # TFLOP
+    return groups, compute
+
+
+def largest_equal_compute_set(compute: dict, tolerance: float = 0.02) -> list:
+    """Keys of `compute` ({(method, budget, ...): TFLOP}), one per unmodified method, at the largest compute every
+    unmodified method was run at (each within `tolerance` of the first): the fairest comparison of the three at
+    the most a run here spent. [] when fewer than two methods or no such compute."""
+    plain = {k: v for k, v in compute.items() if "+" not in k[0]}
+    methods = sorted({k[0] for k in plain}, key=method_key)
+    if len(methods) < 2:
+        return []
+    for tflop in sorted(plain.values(), reverse=True):
+        chosen = [min((k for k in plain if k[0] == m and abs(plain[k] - tflop) <= tolerance * tflop),
+                      key=lambda k: abs(plain[k] - tflop), default=None) for m in methods]
+        if all(chosen):
+            return chosen
+    return []
+
+
+def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = 0.02) -> list[str]:
+    """Fine-tuning from `variant`'s checkpoints against a baseline's that cost the same pretraining FLOPs (see
+    equal_compute_table), epoch count by epoch count, on the seeds both ran."""
+    groups, compute = finetune_groups(evals, flops)
     epochs = sorted({e for runs in groups.values() for e, _ in runs})
     rows = []
     for key, other in equal_compute_pairs(compute, variant, tolerance):
@@ -354,7 +377,10 @@ def plot_fewshot_curve(evals: dict, path: Path) -> None:
                                  ("few-shot top-1, 10 % of labels", lambda r: fewshot_mean(r, "0.1"))), path)
 
 
-def plot_finetune_curve(evals: dict, path: Path) -> None:
+def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> None:
+    """Top-1 against fine-tuning epochs for every checkpoint fine-tuned (left) and, with FLOP counts, the three
+    methods' checkpoints at the largest equal pretraining compute (right): equal images and equal compute side by
+    side, since the order of the methods differs between the two."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -367,7 +393,10 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
         series[name][r["epochs"]].append(100 * r["finetune_top1"])
     if not series:
         return
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    groups, compute = finetune_groups(evals, flops) if flops else ({}, {})
+    equal = largest_equal_compute_set(compute)
+    fig, axes = plt.subplots(1, 2 if equal else 1, figsize=(13, 4.2) if equal else (7.5, 4), squeeze=False)
+    ax = axes[0][0]
     # solid: the largest budget every variant drawn was fine-tuned at (the equal-images comparison); others dotted
     per_variant = defaultdict(set)
     for r in plotted:
@@ -376,29 +405,47 @@ def plot_finetune_curve(evals: dict, path: Path) -> None:
     shared = set.intersection(*per_variant.values()) if per_variant else set()
     solid = max(shared or {b for budgets in per_variant.values() for b in budgets} or {0})
     colours = {v: f"C{i}" for i, v in enumerate(ORDER)}
+    untrained = {"color": "gray", "linestyle": "--"}
+
     def budget_of(name: str) -> float:
         return float(name.split("(")[1].rstrip("x)")) if "(" in name else 0.0
 
+    def draw(axis, name: str, by_epochs: dict, style: dict) -> None:
+        xs = sorted(by_epochs)
+        stats = [mean_std(by_epochs[x]) for x in xs]
+        axis.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name,
+                      **style)
+
     for name in sorted(series, key=lambda n: (method_key(n.split(" ")[0]), budget_of(n))):  # mae 2x before 11.6x
-        xs = sorted(series[name])
-        stats = [mean_std(series[name][x]) for x in xs]
         if name == "untrained encoder":
-            style = {"color": "gray", "linestyle": "--"}
+            style = untrained
         else:  # one colour per variant; the largest budget solid, smaller ones dotted and paler
             variant, budget = name.split(" ")[0], budget_of(name)
             largest = budget == solid
             style = {"color": colours.get(variant), "linestyle": "-" if largest else ":",
                      "alpha": 1.0 if largest else 0.5}
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name, **style)
-    ax.set_xscale("log", base=2)
-    epochs = sorted({x for name in series for x in series[name]})
-    ax.set_xticks(epochs, [f"{x:g}" for x in epochs])
-    ax.minorticks_off()
-    ax.set_xlabel("fine-tuning epochs")
-    ax.set_ylabel("test top-1 (%)")
-    ax.set_title("CIFAR-10 fine-tuning efficiency")
-    ax.grid(alpha=0.3)
+        draw(ax, name, series[name], style)
+    ax.set_title(f"CIFAR-10 fine-tuning efficiency (solid: equal images, {solid:g}x)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: a dozen lines cover the data
+    if equal:
+        right = axes[0][1]
+        for key in equal:
+            by_epochs = defaultdict(list)
+            for (e, _), top1 in sorted(groups[key].items()):
+                by_epochs[e].append(100 * top1)
+            draw(right, f"{key[2]} ({key[1]:g}x)", by_epochs, {"color": colours.get(key[0])})
+        if "untrained encoder" in series:
+            draw(right, "untrained encoder", series["untrained encoder"], untrained)
+        right.set_title(f"at equal pretraining compute ({compute[equal[0]]:.0f} TFLOP)")
+        right.legend(loc="lower right", fontsize="small")
+    epochs = sorted({x for name in series for x in series[name]})
+    for axis in axes[0]:
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(epochs, [f"{x:g}" for x in epochs])
+        axis.minorticks_off()
+        axis.set_xlabel("fine-tuning epochs")
+        axis.set_ylabel("test top-1 (%)")
+        axis.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -448,7 +495,7 @@ def write_report(out: Path) -> str:
         plot_fewshot_curve(evals, out / "fewshot_curve.png")
         if flops:
             plot_compute_curve(evals, out / "compute_curve.png", flops)
-        plot_finetune_curve(evals, out / "finetune_curve.png")
+        plot_finetune_curve(evals, out / "finetune_curve.png", flops)
     print(text)
     return text
 
