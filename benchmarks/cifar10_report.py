@@ -436,7 +436,8 @@ def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> N
             draw(right, f"{key[2]} ({key[1]:g}x)", by_epochs, {"color": colours.get(key[0])})
         if "untrained encoder" in series:
             draw(right, "untrained encoder", series["untrained encoder"], untrained)
-        right.set_title(f"at equal pretraining compute ({compute[equal[0]]:.0f} TFLOP)")
+        low, high = (f"{f(compute[k] for k in equal):.0f}" for f in (min, max))
+        right.set_title(f"at equal pretraining compute ({low if low == high else f'{low}-{high}'} TFLOP)")
         right.legend(loc="lower right", fontsize="small")
     epochs = sorted({x for name in series for x in series[name]})
     for axis in axes[0]:
