@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ORDER = ("macrl", "mae", "moco")
+EQUAL_COMPUTE_TOLERANCE = 0.02  # two runs within 2 % of each other's training FLOPs count as equal compute
 
 
 def load_evals(out: Path) -> dict:
@@ -180,7 +181,7 @@ def equal_compute_pairs(compute: dict, variant: str, tolerance: float):
                 yield key, other
 
 
-def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = 0.02) -> list[str]:
+def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = EQUAL_COMPUTE_TOLERANCE) -> list[str]:
     """`variant` (and each modified `variant` with a FLOP count) against each baseline at another budget that cost
     the same training compute (within `tolerance`), on the seeds both ran: the comparison a user with a fixed
     compute budget makes, where a cheaper image buys more of them. `flops`: MFLOP per training image per method."""
@@ -227,7 +228,7 @@ def finetune_groups(evals: dict, flops: dict) -> tuple[dict, dict]:
     return groups, compute
 
 
-def largest_equal_compute_set(compute: dict, tolerance: float = 0.02) -> list:
+def largest_equal_compute_set(compute: dict, tolerance: float = EQUAL_COMPUTE_TOLERANCE) -> list:
     """Keys of `compute` ({(method, budget, ...): TFLOP}), one per unmodified method, at the largest compute every
     unmodified method was run at (each within `tolerance` of the first): the fairest comparison of the three at
     the most a run here spent. [] when fewer than two methods or no such compute."""
@@ -243,7 +244,7 @@ def largest_equal_compute_set(compute: dict, tolerance: float = 0.02) -> list:
     return []
 
 
-def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = 0.02) -> list[str]:
+def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = EQUAL_COMPUTE_TOLERANCE) -> list[str]:
     """Fine-tuning from `variant`'s checkpoints against a baseline's that cost the same pretraining FLOPs (see
     equal_compute_table), epoch count by epoch count, on the seeds both ran."""
     groups, compute = finetune_groups(evals, flops)
