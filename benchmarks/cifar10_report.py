@@ -318,7 +318,8 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8))
     for ax, (title, value) in zip(axes, metrics):
         series = defaultdict(lambda: defaultdict(list))
-        ticks = set()  # whole budgets only: an equal-compute run (4.8x, say) is a point, not a tick label
+        # ticks: whole budgets and those two methods share (equal images); a lone equal-compute run is a point only
+        ticks, methods_at = set(), defaultdict(set)
         for r in evals.values():
             if "linear_probe_top1" not in r or value(r) is None:
                 continue
@@ -329,8 +330,10 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
                 continue
             x = r["images_seen"] * (flops[name] / 1e6 if flops else 1)  # MFLOP -> TFLOP with `flops`
             series[name][x].append(100 * value(r))  # budget 0: the untrained reference
+            methods_at[x].add(name)
             if r["budget"] == int(r["budget"]):
                 ticks.add(x)
+        ticks |= {x for x, names in methods_at.items() if len(names) > 1}
         untrained = [v for name in series for v in series[name].pop(0, [])]
         tags = sorted({name.partition("+")[2] for name in series} - {""})
         for name in sorted(series, key=method_key):
