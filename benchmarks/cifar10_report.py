@@ -249,22 +249,45 @@ def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl
     equal_compute_table), epoch count by epoch count, on the seeds both ran."""
     groups, compute = finetune_groups(evals, flops)
     epochs = sorted({e for runs in groups.values() for e, _ in runs})
-    rows = []
-    for key, other in equal_compute_pairs(compute, variant, tolerance):
-        seeds = sorted({s for _, s in groups[key]} & {s for _, s in groups[other]})
-        if not seeds:
-            continue
-        cells = []
-        for e in epochs:
-            both = [s for s in seeds if (e, s) in groups[key] and (e, s) in groups[other]]
-            cells.append(compare([groups[key][(e, s)] for s in both], [groups[other][(e, s)] for s in both])
-                         if both else "not run")
-        rows.append(f"| {compute[key]:.0f} vs {compute[other]:.0f} | {key[2]} {key[1]:g}x vs {other[2]} {other[1]:g}x | "
-                    f"{','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    rows = [finetune_pair_row(f"{compute[key]:.0f} vs {compute[other]:.0f}",
+                              f"{key[2]} {key[1]:g}x vs {other[2]} {other[1]:g}x", groups[key], groups[other], epochs)
+            for key, other in equal_compute_pairs(compute, variant, tolerance)]
+    return finetune_comparison_table("pretraining TFLOP", [row for row in rows if row], epochs)
+
+
+def finetune_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
+    """Fine-tuning from `variant`'s checkpoints against each baseline's pretrained on as many images (the same
+    budget, no tag), epoch count by epoch count, on the seeds both ran: gaps_table for fine-tuning."""
+    groups = defaultdict(dict)  # (variant, budget) -> {(epochs, seed): top1}
+    for r in evals.values():
+        if "finetune_top1" in r and not r.get("tag") and r["budget"] > 0:
+            groups[(r["variant"], r["budget"])][(r["epochs"], r["seed"])] = r["finetune_top1"]
+    epochs = sorted({e for runs in groups.values() for e, _ in runs})
+    rows = [finetune_pair_row(f"{budget:g}x", f"{variant} vs {other}", groups[(variant, budget)],
+                              groups[(other, budget)], epochs)
+            for budget in sorted({b for v, b in groups if v == variant})
+            for other in sorted({v for v, b in groups if b == budget and v != variant}, key=method_key)]
+    return finetune_comparison_table("budget", [row for row in rows if row], epochs)
+
+
+def finetune_pair_row(first: str, label: str, candidate: dict, base: dict, epochs: list) -> str | None:
+    """One row of fine-tuned top-1, {(epochs, seed): top1} against the same, epoch count by epoch count on the
+    seeds both ran at it (see compare); None when they share no seed."""
+    seeds = sorted({s for _, s in candidate} & {s for _, s in base})
+    if not seeds:
+        return None
+    cells = []
+    for e in epochs:
+        both = [s for s in seeds if (e, s) in candidate and (e, s) in base]
+        cells.append(compare([candidate[(e, s)] for s in both], [base[(e, s)] for s in both]) if both else "not run")
+    return f"| {first} | {label} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |"
+
+
+def finetune_comparison_table(first: str, rows: list[str], epochs: list) -> list[str]:
     if not rows:
         return []
-    return ["| pretraining TFLOP | comparison | seeds | " + " | ".join(
-        f"{e:g} epoch{'s' if e != 1 else ''}" for e in epochs) + " |", "| --- | --- | --- |" + " --- |" * len(epochs)] + rows
+    return [f"| {first} | comparison | seeds | " + " | ".join(f"{e:g} epoch{'s' if e != 1 else ''}" for e in epochs)
+            + " |", "| --- | --- | --- |" + " --- |" * len(epochs)] + rows
 
 
 def teacher_table(evals: dict) -> list[str]:
@@ -484,6 +507,8 @@ def write_report(out: Path) -> str:
          equal_compute_table(evals, flops) if flops else []),
         ("Online or momentum (EMA) encoder", None, teacher_table(evals)),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
+        ("Fine-tuning at equal images, budget by budget", "Each cell: test top-1 after N fine-tuning epochs from "
+         "MACRL's checkpoint vs from a baseline's pretrained on as many images, " + paired, finetune_gaps_table(evals)),
         ("Fine-tuning at equal pretraining compute", "Each cell: test top-1 after N fine-tuning epochs from MACRL's "
          "checkpoint vs from a baseline's that cost the same training FLOPs, " + paired,
          finetune_equal_compute_table(evals, flops) if flops else []),

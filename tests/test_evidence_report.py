@@ -126,3 +126,25 @@ def test_the_fine_tuning_figure_compares_the_methods_at_the_largest_compute_all_
     del compute[("mae", 21.8, "mae")]  # no MAE at 261: MoCo never met MAE, so no set of all three exists
     assert report.largest_equal_compute_set(compute) == []
     assert report.largest_equal_compute_set({("macrl", 8.0, "macrl"): 138.0}) == []  # one method: nothing to compare
+
+
+def test_finetunes_are_paired_at_equal_images_budget_by_budget(tmp_path):
+    """Fine-tunes from MACRL at 8x against MoCo's at 8x on the seeds and epochs both ran; a tagged (modified) MACRL
+    fine-tune and a budget only one method reached are left out."""
+    def ft(variant, budget, seed, epochs, top1, tag=""):
+        return {"variant": variant, "tag": tag, "budget": budget, "seed": seed, "epochs": epochs, "finetune_top1": top1}
+    runs = {"ft8-macrl-8x-s0": ft("macrl", 8.0, 0, 8.0, 0.55), "ft8-macrl-8x-s1": ft("macrl", 8.0, 1, 8.0, 0.56),
+            "ft8-moco-8x-s0": ft("moco", 8.0, 0, 8.0, 0.52), "ft8-moco-8x-s1": ft("moco", 8.0, 1, 8.0, 0.53),
+            "ft1-macrl-8x-s0": ft("macrl", 8.0, 0, 1.0, 0.40), "ft1-moco-8x-s0": ft("moco", 8.0, 0, 1.0, 0.41),
+            "ft1-macrl-8x-s1": ft("macrl", 8.0, 1, 1.0, 0.42),  # MoCo's seed 1 has no 1-epoch run: one seed
+            "ft8-macrl+uq-8x-s0": ft("macrl", 8.0, 0, 8.0, 0.10, "uq"),
+            "ft8-macrl-15.1x-s0": ft("macrl", 15.1, 0, 8.0, 0.57)}
+    (tmp_path / "evals").mkdir()
+    for name, r in runs.items():
+        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    text = report.write_report(tmp_path).split("## Fine-tuning at equal images, budget by budget")[1]
+    rows = [line for line in text.split("\n## ")[0].splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split(" | ")[:3] for row in rows[1:]] == [["| 8x", "macrl vs moco", "0,1"]]
+    one, eight = rows[1].split(" | ")[3:5]
+    assert one == "40.0 vs 41.0: -1.0, one seed"
+    assert eight.rstrip(" |").endswith("+3.0, better")  # 55, 56 against 52, 53
