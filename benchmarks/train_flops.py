@@ -54,9 +54,16 @@ def main(argv=None):
     runs = {name: (name, "") for name in VARIANTS}
     for extra, tag in zip(args.extra_overrides, args.tag):
         runs.update({f"{name}+{tag}": (name, extra) for name in VARIANTS})
-    flops = {name: train_flops_per_image(",".join(x for x in (args.model_overrides, VARIANTS[v], extra) if x),
-                                         args.preset)
-             for name, (v, extra) in runs.items()}
+    flops = {}
+    for name, (v, extra) in runs.items():
+        try:
+            flops[name] = train_flops_per_image(
+                ",".join(x for x in (args.model_overrides, VARIANTS[v], extra) if x), args.preset)
+        except ValueError as err:
+            if not extra:
+                raise
+            # e.g. reconstruction_weight=0 on MAE leaves it nothing to learn: that pair is not a method, say so
+            print(f"  {name}: skipped, not a valid model ({err})")
     result = {name: {"mflops_per_image": round(f / 1e6, 1), f"ratio_to_{args.baseline}": round(f / flops[args.baseline], 3)}
               for name, f in flops.items()}
     print(f"training FLOPs per image ({args.preset} + {args.model_overrides or 'no overrides'}):")

@@ -367,6 +367,9 @@ class MacrlForPreTraining(MacrlPreTrainedModel):
     accepts_loss_kwargs = False
 
     def __init__(self, config: MacrlConfig):
+        # A config edited after construction (`update_from_string`, setattr) skipped its validation: check it here, so
+        # that a model with nothing to learn fails now, naming the field, rather than at its first backward.
+        config.check()
         super().__init__(config)
         self.vit = MacrlModel(config)
         if config.uses_reconstruction:

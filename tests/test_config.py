@@ -69,3 +69,13 @@ def test_save_rechecks_an_edited_config(tmp_path):
     # huggingface_hub wraps the ValueError in its own validation error; the message still names field and value.
     with pytest.raises(Exception, match="pooling='max'"):
         config.save_pretrained(tmp_path)
+
+
+def test_model_rechecks_an_edited_config():
+    # update_from_string skips the config's own validation; the model must not build something that cannot learn.
+    from macrl_hf import MacrlForPreTraining
+
+    config = MacrlConfig.from_preset("vit-tiny-patch4-32", contrastive_weight=0.0)
+    config.update_from_string("reconstruction_weight=0")
+    with pytest.raises(ValueError, match="contrastive_weight=0.0: and reconstruction_weight are both 0"):
+        MacrlForPreTraining(config)
