@@ -156,7 +156,8 @@ def test_train_flops_count_what_each_variant_computes():
     spec.loader.exec_module(module)
     result = module.main(["--model_overrides", TINY_MODEL.replace("num_hidden_layers=1", "num_hidden_layers=4")
                           + ",decoder_num_hidden_layers=1", "--extra_overrides", "unmasked_query=true", "--tag", "uq",
-                          "--extra_overrides", "mask_ratio=0.5", "--tag", "m50"])
+                          "--extra_overrides", "mask_ratio=0.5", "--tag", "m50",
+                          "--extra_overrides", "reconstruction_weight=0", "--tag", "rec0"])
     flops = {name: r["mflops_per_image"] for name, r in result.items()}
     assert 0 < flops["mae"] < flops["macrl"] < flops["moco"]
     assert result["moco"]["ratio_to_moco"] == 1.0
@@ -164,6 +165,8 @@ def test_train_flops_count_what_each_variant_computes():
     assert flops["macrl+uq"] > flops["moco"] and flops["moco+uq"] == flops["moco"]
     # a second modified method in the same command: more visible patches cost the masked encoders more
     assert flops["macrl"] < flops["macrl+m50"] < flops["macrl+uq"] and flops["mae"] < flops["mae+m50"]
+    # without the reconstruction MACRL drops its decoder; MAE would have nothing to learn: skipped, not counted
+    assert flops["macrl+rec0"] < flops["macrl"] and "mae+rec0" not in flops
     with pytest.raises(SystemExit):
         module.main(["--extra_overrides", "unmasked_query=true"])  # untagged
     with pytest.raises(SystemExit):
