@@ -382,7 +382,7 @@ def _plot_against_budget(evals: dict, metrics, path: Path, flops: dict | None = 
         ax.set_ylabel(f"{title} (%)")
         ax.set_title(f"CIFAR-10 test: {title}")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="x-small", framealpha=0.6)  # seven lines with modified methods: keep the points visible
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
