@@ -170,12 +170,13 @@ def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
 
 def equal_compute_pairs(compute: dict, variant: str, tolerance: float):
     """(candidate, baseline) keys of `compute` ({(method, budget, ...): training TFLOP}) whose compute matches within
-    `tolerance`: `variant` (plain or modified) against each unmodified baseline at another budget."""
+    `tolerance`: `variant` (plain or modified) against each unmodified baseline at another budget, and a modified
+    `variant` also against plain `variant` (does the change pay for what it costs or saves?)."""
     for key, tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
         if key[0].partition("+")[0] != variant:
             continue
         for other, other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
-            if other[0].partition("+")[0] == variant or "+" in other[0] or other[1] == key[1]:
+            if "+" in other[0] or other[1] == key[1] or (other[0] == variant and "+" not in key[0]):
                 continue
             if abs(tflop - other_tflop) <= tolerance * other_tflop:
                 yield key, other
@@ -503,7 +504,8 @@ def write_report(out: Path) -> str:
          "modification leaves that baseline's loss unchanged, e.g. unmasked_query for MoCo).",
          candidate_gaps_table(evals)),
         ("MACRL against each baseline at equal training compute", "Each cell: MACRL (or a modified MACRL) at one "
-         "budget vs a baseline at the budget that cost the same training FLOPs (`train_flops.json`), " + paired,
+         "budget vs a baseline (or, for a modified MACRL, plain MACRL too) at the budget that cost the same training "
+         "FLOPs (`train_flops.json`), " + paired,
          equal_compute_table(evals, flops) if flops else []),
         ("Online or momentum (EMA) encoder", None, teacher_table(evals)),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),

@@ -62,7 +62,8 @@ def test_report_without_results_names_the_folder(tmp_path):
 
 def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
     """A cheaper image buys more of them: MACRL at 4.8x against MoCo at 4x (same TFLOP), a costlier modified MACRL
-    at 4x against MoCo at 6.3x; budgets whose compute differs are not paired."""
+    at 4x against MoCo at 6.3x, a cheaper modified MACRL at 7.35x against plain MACRL at 4x (the change pays or not);
+    budgets whose compute differs are not paired."""
     def at(variant, budget, seed, knn, tag=""):
         steps = round(budget * 195)
         return {**run(variant, seed, knn, 0.5, tag, ",unmasked_query=true" if tag else ""), "budget": budget,
@@ -70,19 +71,22 @@ def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
     runs = {"macrl-4.8x-s0": at("macrl", 4.8, 0, 0.49), "macrl-4.8x-s1": at("macrl", 4.8, 1, 0.50),
             "moco-4x-s0": at("moco", 4.0, 0, 0.46), "moco-4x-s1": at("moco", 4.0, 1, 0.47),
             "macrl-4x-s0": at("macrl", 4.0, 0, 0.45), "mae-8x-s0": at("mae", 8.0, 0, 0.40),
-            "macrl+uq-4x-s0": at("macrl", 4.0, 0, 0.48, "uq"), "moco-6.3x-s0": at("moco", 6.3, 0, 0.49)}
+            "macrl+uq-4x-s0": at("macrl", 4.0, 0, 0.48, "uq"), "moco-6.3x-s0": at("moco", 6.3, 0, 0.49),
+            "macrl+rec0-7.35x-s0": at("macrl", 7.35, 0, 0.47, "rec0")}
     (tmp_path / "evals").mkdir()
     for name, r in runs.items():
         (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
     (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
                                                           (("macrl", 345.4), ("mae", 239.2), ("moco", 414.4),
-                                                           ("macrl+uq", 653.7))}))
+                                                           ("macrl+uq", 653.7), ("macrl+rec0", 188.0))}))
     text = report.write_report(tmp_path).split("## MACRL against each baseline at equal training compute")[1]
     rows = {line.split(" | ")[1]: line for line in text.split("\n## ")[0].splitlines() if line.startswith("| ")}
     plain = rows["macrl 4.8x vs moco 4x"]
     assert plain.startswith("| 83 vs 83 |") and "| 0,1 |" in plain and "+3.0, better" in plain  # 49, 50 vs 46, 47
     assert "48.0 vs 49.0: -1.0, one seed" in rows["macrl+uq 4x vs moco 6.3x"]
-    assert set(rows) - {"comparison", "---"} == {"macrl 4.8x vs moco 4x", "macrl+uq 4x vs moco 6.3x"}  # 4x vs 8x MAE: no pair
+    assert "47.0 vs 45.0: +2.0, one seed" in rows["macrl+rec0 7.35x vs macrl 4x"]
+    assert set(rows) - {"comparison", "---"} == {"macrl 4.8x vs moco 4x", "macrl+uq 4x vs moco 6.3x",
+                                                 "macrl+rec0 7.35x vs macrl 4x"}  # 4x vs 8x MAE: no pair
     assert "| 4.8x (" in report.write_report(tmp_path)  # an equal-compute run is a row of the budget table too
 
 
