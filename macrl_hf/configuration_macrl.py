@@ -71,6 +71,8 @@ class MacrlConfig(PreTrainedConfig):
         norm_pix_loss (`bool`, defaults to `True`): reconstruct per-patch normalised pixels (MAE).
         reconstruction_loss (`str`, defaults to `"l1"`): `"l1"` (the paper's) or `"mse"` (MAE's).
         reconstruction_weight / contrastive_weight (`float`): weights of the two losses in the total.
+            `reconstruction_weight=0` drops the decoder (a masked-query MoCo): in this project's CIFAR-10 runs it
+            learned better features per training FLOP than the full method (benchmarks/README.md, part 5).
             `contrastive_weight=0` skips the momentum branch entirely (an MAE baseline).
         contrastive_temperature (`float`, defaults to 0.2): InfoNCE temperature.
         projection_hidden_size / projection_dim (`int`): projector MLP widths.
