@@ -171,12 +171,16 @@ def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
 def equal_compute_pairs(compute: dict, variant: str, tolerance: float):
     """(candidate, baseline) keys of `compute` ({(method, budget, ...): training TFLOP}) whose compute matches within
     `tolerance`: `variant` (plain or modified) against each unmodified baseline at another budget, and a modified
-    `variant` also against plain `variant` (does the change pay for what it costs or saves?)."""
+    `variant` also against plain `variant` (does the change pay for what it costs or saves?) and against each
+    baseline with the same modification (a change to both, e.g. a smaller decoder for MAE too)."""
     for key, tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
-        if key[0].partition("+")[0] != variant:
+        base, _, tag = key[0].partition("+")
+        if base != variant:
             continue
         for other, other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
-            if "+" in other[0] or other[1] == key[1] or (other[0] == variant and "+" not in key[0]):
+            other_base, _, other_tag = other[0].partition("+")
+            if other[1] == key[1] or (other_tag and (other_tag != tag or other_base == variant)) \
+                    or (other[0] == variant and not tag):
                 continue
             if abs(tflop - other_tflop) <= tolerance * other_tflop:
                 yield key, other
@@ -268,6 +272,32 @@ def finetune_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
                               groups[(other, budget)], epochs)
             for budget in sorted({b for v, b in groups if v == variant})
             for other in sorted({v for v, b in groups if b == budget and v != variant}, key=method_key)]
+    return finetune_comparison_table("budget", [row for row in rows if row], epochs)
+
+
+def finetune_candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
+    """Fine-tuning from each modified `variant`'s checkpoints against the baselines' pretrained on as many images,
+    epoch count by epoch count, on the seeds both ran: candidate_gaps_table for fine-tuning (the baseline with the
+    same modification where it was fine-tuned, else the unmodified one; a rerun is left to the tables above)."""
+    groups = defaultdict(dict)  # (variant, tag, budget) -> {(epochs, seed): top1}
+    reruns = set()
+    for name, r in evals.items():
+        if "finetune_top1" in r and r["budget"] > 0:
+            key = (r["variant"], r.get("tag", ""), r["budget"])
+            groups[key][(r["epochs"], r["seed"])] = r["finetune_top1"]
+            pretrained = evals.get(name.partition("-")[2])
+            if key[1] and pretrained and compute_method(evals, pretrained) == r["variant"]:
+                reruns.add(key)
+    epochs = sorted({e for runs in groups.values() for e, _ in runs})
+    rows = []
+    for tag, budget in sorted({(t, b) for v, t, b in groups if v == variant and t and (v, t, b) not in reruns}):
+        for other in sorted({v for v, _, b in groups if b == budget and v != variant}, key=method_key):
+            other_tag = tag if (other, tag, budget) in groups else ""
+            if (other, other_tag, budget) in groups:
+                against = f"{other}+{other_tag}" if other_tag else f"{other} (unmodified)"
+                rows.append(finetune_pair_row(f"{budget:g}x", f"{variant}+{tag} vs {against}",
+                                              groups[(variant, tag, budget)], groups[(other, other_tag, budget)],
+                                              epochs))
     return finetune_comparison_table("budget", [row for row in rows if row], epochs)
 
 
@@ -511,6 +541,9 @@ def write_report(out: Path) -> str:
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
         ("Fine-tuning at equal images, budget by budget", "Each cell: test top-1 after N fine-tuning epochs from "
          "MACRL's checkpoint vs from a baseline's pretrained on as many images, " + paired, finetune_gaps_table(evals)),
+        ("Modified MACRL fine-tuned against the baselines", "As above, from each modified MACRL's checkpoint "
+         "against MAE's and MoCo's fine-tuned with the same modification where they were, else the unmodified ones.",
+         finetune_candidate_gaps_table(evals)),
         ("Fine-tuning at equal pretraining compute", "Each cell: test top-1 after N fine-tuning epochs from MACRL's "
          "checkpoint vs from a baseline's that cost the same training FLOPs, " + paired,
          finetune_equal_compute_table(evals, flops) if flops else []),

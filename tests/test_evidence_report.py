@@ -72,21 +72,27 @@ def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
             "moco-4x-s0": at("moco", 4.0, 0, 0.46), "moco-4x-s1": at("moco", 4.0, 1, 0.47),
             "macrl-4x-s0": at("macrl", 4.0, 0, 0.45), "mae-8x-s0": at("mae", 8.0, 0, 0.40),
             "macrl+uq-4x-s0": at("macrl", 4.0, 0, 0.48, "uq"), "moco-6.3x-s0": at("moco", 6.3, 0, 0.49),
-            "macrl+rec0-7.35x-s0": at("macrl", 7.35, 0, 0.47, "rec0")}
+            "macrl+rec0-7.35x-s0": at("macrl", 7.35, 0, 0.47, "rec0"),
+            "macrl+ldec-7.92x-s0": at("macrl", 7.92, 0, 0.50, "ldec"), "mae+ldec-16.1x-s0": at("mae", 16.1, 0, 0.44, "ldec"),
+            "mae+ldec-25.4x-s0": at("mae", 25.4, 0, 0.45, "ldec")}  # MACRL+uq 4x's compute, another modification
     (tmp_path / "evals").mkdir()
     for name, r in runs.items():
         (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
     (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
                                                           (("macrl", 345.4), ("mae", 239.2), ("moco", 414.4),
-                                                           ("macrl+uq", 653.7), ("macrl+rec0", 188.0))}))
+                                                           ("macrl+uq", 653.7), ("macrl+rec0", 188.0),
+                                                           ("macrl+ldec", 209.2), ("mae+ldec", 103.0))}))
     text = report.write_report(tmp_path).split("## MACRL against each baseline at equal training compute")[1]
     rows = {line.split(" | ")[1]: line for line in text.split("\n## ")[0].splitlines() if line.startswith("| ")}
     plain = rows["macrl 4.8x vs moco 4x"]
     assert plain.startswith("| 83 vs 83 |") and "| 0,1 |" in plain and "+3.0, better" in plain  # 49, 50 vs 46, 47
     assert "48.0 vs 49.0: -1.0, one seed" in rows["macrl+uq 4x vs moco 6.3x"]
     assert "47.0 vs 45.0: +2.0, one seed" in rows["macrl+rec0 7.35x vs macrl 4x"]
+    assert "50.0 vs 44.0: +6.0, one seed" in rows["macrl+ldec 7.92x vs mae+ldec 16.1x"]  # modified alike
     assert set(rows) - {"comparison", "---"} == {"macrl 4.8x vs moco 4x", "macrl+uq 4x vs moco 6.3x",
-                                                 "macrl+rec0 7.35x vs macrl 4x"}  # 4x vs 8x MAE: no pair
+                                                 "macrl+rec0 7.35x vs macrl 4x", "macrl+ldec 7.92x vs macrl 4.8x",
+                                                 "macrl+ldec 7.92x vs moco 4x", "macrl+ldec 7.92x vs mae+ldec 16.1x"}
+    # 4x vs 8x MAE: no pair; MAE with another modification (ldec against uq) is no pair either
     assert "| 4.8x (" in report.write_report(tmp_path)  # an equal-compute run is a row of the budget table too
 
 
@@ -152,3 +158,28 @@ def test_finetunes_are_paired_at_equal_images_budget_by_budget(tmp_path):
     one, eight = rows[1].split(" | ")[3:5]
     assert one == "40.0 vs 41.0: -1.0, one seed"
     assert eight.rstrip(" |").endswith("+3.0, better")  # 55, 56 against 52, 53
+
+
+def test_modified_finetunes_are_paired_with_the_baseline_modified_alike(tmp_path):
+    """Fine-tunes from a modified MACRL against the baseline's with the same modification where it was fine-tuned
+    (MAE with the same small decoder, not plain MAE), else the unmodified baseline's; a rerun is no modified method."""
+    def ft(variant, budget, seed, epochs, top1, tag=""):
+        return {"variant": variant, "tag": tag, "budget": budget, "seed": seed, "epochs": epochs, "finetune_top1": top1}
+    runs = {"ft8-macrl+ldec-7.92x-s0": ft("macrl", 7.92, 0, 8.0, 0.53, "ldec"),
+            "ft8-macrl+ldec-7.92x-s1": ft("macrl", 7.92, 1, 8.0, 0.54, "ldec"),
+            "ft8-mae+ldec-7.92x-s0": ft("mae", 7.92, 0, 8.0, 0.50, "ldec"),
+            "ft8-mae+ldec-7.92x-s1": ft("mae", 7.92, 1, 8.0, 0.51, "ldec"),
+            "ft8-mae-7.92x-s0": ft("mae", 7.92, 0, 8.0, 0.60), "ft8-moco-8x-s0": ft("moco", 8.0, 0, 8.0, 0.52),
+            "ft8-macrl+uq-8x-s0": ft("macrl", 8.0, 0, 8.0, 0.49, "uq"),
+            "ft8-macrl+rerun-8x-s0": ft("macrl", 8.0, 0, 8.0, 0.55, "rerun"),
+            "macrl-8x-s0": {**run("macrl", 0, 0.5, 0.5), "budget": 8.0},
+            "macrl+rerun-8x-s0": {**run("macrl", 0, 0.5, 0.5, "rerun"), "budget": 8.0}}
+    (tmp_path / "evals").mkdir()
+    for name, r in runs.items():
+        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    text = report.write_report(tmp_path).split("## Modified MACRL fine-tuned against the baselines")[1]
+    rows = {line.split(" | ")[1]: line for line in text.split("\n## ")[0].splitlines() if line.startswith("| ")}
+    assert set(rows) - {"comparison", "---"} == {"macrl+ldec vs mae+ldec", "macrl+uq vs moco (unmodified)"}
+    assert rows["macrl+ldec vs mae+ldec"].startswith("| 7.92x |") and "| 0,1 |" in rows["macrl+ldec vs mae+ldec"]
+    assert rows["macrl+ldec vs mae+ldec"].rstrip(" |").endswith("+3.0, better")  # 53, 54 against 50, 51
+    assert "49.0 vs 52.0: -3.0, one seed" in rows["macrl+uq vs moco (unmodified)"]
