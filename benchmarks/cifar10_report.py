@@ -179,8 +179,11 @@ def equal_compute_pairs(compute: dict, variant: str, tolerance: float):
             continue
         for other, other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
             other_base, _, other_tag = other[0].partition("+")
-            if other[1] == key[1] or (other_tag and (other_tag != tag or other_base == variant)) \
-                    or (other[0] == variant and not tag):
+            if other_tag:  # a modified baseline: only another variant with the same modification
+                paired = other_tag == tag and other_base != variant
+            else:  # an unmodified one: plain `variant` only against a modified `variant`
+                paired = other_base != variant or bool(tag)
+            if not paired or other[1] == key[1]:
                 continue
             if abs(tflop - other_tflop) <= tolerance * other_tflop:
                 yield key, other
