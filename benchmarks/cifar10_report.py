@@ -252,6 +252,15 @@ def largest_equal_compute_set(compute: dict, tolerance: float = EQUAL_COMPUTE_TO
     return []
 
 
+def modified_at_equal_compute(compute: dict, chosen: list, tolerance: float = EQUAL_COMPUTE_TOLERANCE) -> list:
+    """Keys of `compute` for modified methods (`macrl+rec0`, ...; a rerun counts as its method, so not these) whose
+    compute is within `tolerance` of every key in `chosen` (largest_equal_compute_set): drawn beside the three so
+    that the figure shows what a change buys at the same compute."""
+    return sorted((k for k in compute if "+" in k[0] and chosen
+                   and all(abs(compute[k] - compute[c]) <= tolerance * compute[c] for c in chosen)),
+                  key=lambda k: (method_key(k[0]), k[0], k[1]))
+
+
 def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolerance: float = EQUAL_COMPUTE_TOLERANCE) -> list[str]:
     """Fine-tuning from `variant`'s checkpoints against a baseline's that cost the same pretraining FLOPs (see
     equal_compute_table), epoch count by epoch count, on the seeds both ran."""
@@ -440,8 +449,8 @@ def plot_fewshot_curve(evals: dict, path: Path) -> None:
 
 def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> None:
     """Top-1 against fine-tuning epochs for every checkpoint fine-tuned (left) and, with FLOP counts, the three
-    methods' checkpoints at the largest equal pretraining compute (right): equal images and equal compute side by
-    side, since the order of the methods differs between the two."""
+    methods' checkpoints at the largest equal pretraining compute (right; modified methods given the same compute
+    dashed): equal images and equal compute side by side, since the order of the methods differs between the two."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -474,8 +483,14 @@ def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> N
     def draw(axis, name: str, by_epochs: dict, style: dict) -> None:
         xs = sorted(by_epochs)
         stats = [mean_std(by_epochs[x]) for x in xs]
-        axis.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=name,
-                      **style)
+        axis.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3, label=name,
+                      **{"marker": "o", **style})
+
+    def by_epochs_of(key) -> dict:
+        by_epochs = defaultdict(list)
+        for (e, _), top1 in sorted(groups[key].items()):
+            by_epochs[e].append(100 * top1)
+        return by_epochs
 
     for name in sorted(series, key=lambda n: (method_key(n.split(" ")[0]), budget_of(n))):  # mae 2x before 11.6x
         if name == "untrained encoder":
@@ -491,10 +506,10 @@ def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> N
     if equal:
         right = axes[0][1]
         for key in equal:
-            by_epochs = defaultdict(list)
-            for (e, _), top1 in sorted(groups[key].items()):
-                by_epochs[e].append(100 * top1)
-            draw(right, f"{key[2]} ({key[1]:g}x)", by_epochs, {"color": colours.get(key[0])})
+            draw(right, f"{key[2]} ({key[1]:g}x)", by_epochs_of(key), {"color": colours.get(key[0])})
+        for i, key in enumerate(modified_at_equal_compute(compute, equal)):  # dashed, a marker each
+            draw(right, f"{key[2]} ({key[1]:g}x)", by_epochs_of(key),
+                 {"color": colours.get(key[0].partition("+")[0]), "linestyle": "--", "marker": "sD^v<>"[i % 6]})
         if "untrained encoder" in series:
             draw(right, "untrained encoder", series["untrained encoder"], untrained)
         low, high = (f"{f(compute[k] for k in equal):.0f}" for f in (min, max))
