@@ -256,7 +256,9 @@ def modified_at_equal_compute(compute: dict, chosen: list, tolerance: float = EQ
     """Keys of `compute` for modified methods (`macrl+rec0`, ...; a rerun counts as its method, so not these) whose
     compute is within `tolerance` of every key in `chosen` (largest_equal_compute_set): drawn beside the three so
     that the figure shows what a change buys at the same compute."""
-    return sorted((k for k in compute if "+" in k[0] and chosen
+    if not chosen:
+        return []
+    return sorted((k for k in compute if "+" in k[0]
                    and all(abs(compute[k] - compute[c]) <= tolerance * compute[c] for c in chosen)),
                   key=lambda k: (method_key(k[0]), k[0], k[1]))
 
