@@ -171,16 +171,17 @@ def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
 def equal_compute_pairs(compute: dict, variant: str, tolerance: float):
     """(candidate, baseline) keys of `compute` ({(method, budget, ...): training TFLOP}) whose compute matches within
     `tolerance`: `variant` (plain or modified) against each unmodified baseline at another budget, and a modified
-    `variant` also against plain `variant` (does the change pay for what it costs or saves?) and against each
-    baseline with the same modification (a change to both, e.g. a smaller decoder for MAE too)."""
+    `variant` also against plain `variant` (does the change pay for what it costs or saves?), against each
+    baseline with the same modification (a change to both, e.g. a smaller decoder for MAE too) and against each
+    other modified method (which change is the better use of the compute; a pair of modified `variant`s once)."""
     for key, tflop in sorted(compute.items(), key=lambda kv: (kv[0][1], method_key(kv[0][0]))):
         base, _, tag = key[0].partition("+")
         if base != variant:
             continue
         for other, other_tflop in sorted(compute.items(), key=lambda kv: (method_key(kv[0][0]), kv[0][1])):
             other_base, _, other_tag = other[0].partition("+")
-            if other_tag:  # a modified baseline: only another variant with the same modification
-                paired = other_tag == tag and other_base != variant
+            if other_tag:  # a modified method: only against a modified `variant`, and two of those once
+                paired = bool(tag) and (other_base != variant or tag < other_tag)
             else:  # an unmodified one: plain `variant` only against a modified `variant`
                 paired = other_base != variant or bool(tag)
             if not paired or other[1] == key[1]:
@@ -554,7 +555,7 @@ def write_report(out: Path) -> str:
          "modification leaves that baseline's loss unchanged, e.g. unmasked_query for MoCo).",
          candidate_gaps_table(evals)),
         ("MACRL against each baseline at equal training compute", "Each cell: MACRL (or a modified MACRL) at one "
-         "budget vs a baseline (or, for a modified MACRL, plain MACRL too) at the budget that cost the same training "
+         "budget vs a baseline (or, for a modified MACRL, plain MACRL and the other modified methods too) at the budget that cost the same training "
          "FLOPs (`train_flops.json`), " + paired,
          equal_compute_table(evals, flops) if flops else []),
         ("Online or momentum (EMA) encoder", None, teacher_table(evals)),

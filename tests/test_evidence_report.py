@@ -62,8 +62,8 @@ def test_report_without_results_names_the_folder(tmp_path):
 
 def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
     """A cheaper image buys more of them: MACRL at 4.8x against MoCo at 4x (same TFLOP), a costlier modified MACRL
-    at 4x against MoCo at 6.3x, a cheaper modified MACRL at 7.35x against plain MACRL at 4x (the change pays or not);
-    budgets whose compute differs are not paired."""
+    at 4x against MoCo at 6.3x, a cheaper modified MACRL at 7.35x against plain MACRL at 4x (the change pays or not),
+    modified methods against each other (two modified MACRLs once); budgets whose compute differs are not paired."""
     def at(variant, budget, seed, knn, tag=""):
         steps = round(budget * 195)
         return {**run(variant, seed, knn, 0.5, tag, ",unmasked_query=true" if tag else ""), "budget": budget,
@@ -74,7 +74,8 @@ def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
             "macrl+uq-4x-s0": at("macrl", 4.0, 0, 0.48, "uq"), "moco-6.3x-s0": at("moco", 6.3, 0, 0.49),
             "macrl+rec0-7.35x-s0": at("macrl", 7.35, 0, 0.47, "rec0"),
             "macrl+ldec-7.92x-s0": at("macrl", 7.92, 0, 0.50, "ldec"), "mae+ldec-16.1x-s0": at("mae", 16.1, 0, 0.44, "ldec"),
-            "mae+ldec-25.4x-s0": at("mae", 25.4, 0, 0.45, "ldec")}  # MACRL+uq 4x's compute, another modification
+            "mae+ldec-25.4x-s0": at("mae", 25.4, 0, 0.45, "ldec"),  # MACRL+uq 4x's compute, another modification
+            "macrl+rec0-8.82x-s0": at("macrl", 8.82, 0, 0.52, "rec0")}  # MACRL+ldec 7.92x's compute
     (tmp_path / "evals").mkdir()
     for name, r in runs.items():
         (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
@@ -89,10 +90,15 @@ def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
     assert "48.0 vs 49.0: -1.0, one seed" in rows["macrl+uq 4x vs moco 6.3x"]
     assert "47.0 vs 45.0: +2.0, one seed" in rows["macrl+rec0 7.35x vs macrl 4x"]
     assert "50.0 vs 44.0: +6.0, one seed" in rows["macrl+ldec 7.92x vs mae+ldec 16.1x"]  # modified alike
+    assert "48.0 vs 45.0: +3.0, one seed" in rows["macrl+uq 4x vs mae+ldec 25.4x"]  # another modification
+    assert "50.0 vs 52.0: -2.0, one seed" in rows["macrl+ldec 7.92x vs macrl+rec0 8.82x"]  # two modified MACRLs
     assert set(rows) - {"comparison", "---"} == {"macrl 4.8x vs moco 4x", "macrl+uq 4x vs moco 6.3x",
+                                                 "macrl+uq 4x vs mae+ldec 25.4x",
                                                  "macrl+rec0 7.35x vs macrl 4x", "macrl+ldec 7.92x vs macrl 4.8x",
-                                                 "macrl+ldec 7.92x vs moco 4x", "macrl+ldec 7.92x vs mae+ldec 16.1x"}
-    # 4x vs 8x MAE: no pair; MAE with another modification (ldec against uq) is no pair either
+                                                 "macrl+ldec 7.92x vs moco 4x", "macrl+ldec 7.92x vs mae+ldec 16.1x",
+                                                 "macrl+ldec 7.92x vs macrl+rec0 8.82x", "macrl+rec0 8.82x vs macrl 4.8x",
+                                                 "macrl+rec0 8.82x vs moco 4x", "macrl+rec0 8.82x vs mae+ldec 16.1x"}
+    # 4x vs 8x MAE: no pair; the two modified MACRLs once (not rec0 vs ldec as well)
     assert "| 4.8x (" in report.write_report(tmp_path)  # an equal-compute run is a row of the budget table too
 
 
