@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import transformers
 from transformers import HfArgumentParser, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,28 @@ def check_output_dir(training_args, expected_model_type: str) -> str | None:
                              "directory: nothing was written.")
     if training_args.resume_from_checkpoint is not None or not os.path.isdir(out) or not training_args.do_train:
         return training_args.resume_from_checkpoint
-    last = get_last_checkpoint(out)
+    last = last_complete_checkpoint(out)
     if last is not None:
         logger.warning("Resuming from %s (found in --output_dir); pass another --output_dir to start afresh.", last)
     return last
+
+
+def last_complete_checkpoint(folder: str) -> str | None:
+    """The newest `checkpoint-N` in `folder` that the Trainer finished writing, else None.
+
+    transformers' `get_last_checkpoint` takes the highest N even when the process was killed while writing it, and
+    resuming from it then fails. The Trainer writes `trainer_state.json` last, so a checkpoint without it is
+    incomplete: it is skipped (and named) in favour of the one before, which is only rotated away once the next
+    is complete.
+    """
+    steps = {}
+    for name in os.listdir(folder):
+        prefix, _, step = name.partition("-")
+        if prefix == PREFIX_CHECKPOINT_DIR and step.isdigit() and os.path.isdir(os.path.join(folder, name)):
+            steps[int(step)] = os.path.join(folder, name)
+    for step in sorted(steps, reverse=True):
+        if os.path.isfile(os.path.join(steps[step], "trainer_state.json")):
+            return steps[step]
+        logger.warning("Skipping %s: it holds no trainer_state.json, so writing it was interrupted; resuming from "
+                       "the checkpoint before it, if any.", steps[step])
+    return None

@@ -119,6 +119,20 @@ def test_last_checkpoint_in_output_dir_is_found(tmp_path, config_dir, caplog):
     assert trainer.state.global_step == 3
 
 
+def test_a_checkpoint_whose_writing_was_interrupted_is_skipped(tmp_path, config_dir, caplog):
+    """Killed while writing checkpoint-4 (its weights cut short, no trainer_state.json yet): resume from checkpoint-2
+    instead of failing on the newest directory, as transformers' get_last_checkpoint would."""
+    out = tmp_path / "auto"
+    run_pretraining(pretrain_args(out, config_dir, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2"))
+    partial = out / "checkpoint-4"
+    partial.mkdir()
+    weights = (out / "checkpoint-2" / "model.safetensors").read_bytes()
+    (partial / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    trainer = run_pretraining(pretrain_args(out, config_dir, "--max_steps", "3"))
+    assert f"Skipping {partial}" in caplog.text and f"Resuming from {out / 'checkpoint-2'}" in caplog.text
+    assert trainer.state.global_step == 3
+
+
 def test_the_step_0_baseline_is_logged_once_across_a_resume(tmp_path, config_dir):
     out = tmp_path / "run"
     every_2 = ("--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2")
