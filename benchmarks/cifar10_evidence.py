@@ -1,8 +1,9 @@
 """Does MACRL learn better features than MAE and MoCo, and at which budget? The paper's three claims on CIFAR-10.
 
 One command per stage; each resumes after an interruption (finished runs are read back, an interrupted pretraining
-continues from its last checkpoint) and runs its jobs `--jobs` at a time with the CPU cores split between them;
-several invocations of a stage may run at once (one per core, `--jobs 1 --threads 1`): they share its jobs:
+continues from its last checkpoint; stopping an invocation stops its jobs) and runs its jobs `--jobs` at a time with
+the CPU cores split between them; several invocations of a stage may run at once (one per core, `--jobs 1
+--threads 1`): they share its jobs:
 
     python benchmarks/cifar10_evidence.py pretrain --budgets 1,2,4,8 --seeds 0     # budget curve (+ kNN, probes)
     python benchmarks/cifar10_evidence.py pretrain --budgets 4,8 --seeds 1         # second seed at the largest
@@ -33,9 +34,11 @@ equal-compute table.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -300,6 +303,24 @@ def run_jobs(args, stage: str, jobs: list[dict]) -> None:
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     running, failed = {}, []
+    for name in ("SIGTERM", "SIGHUP"):  # `kill` or a closed terminal: stop the jobs too (see stop_jobs) ...
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:  # ... not nohup's
+            signal.signal(getattr(signal, name), _exit_on_signal)
+    try:
+        _schedule(args, stage, todo, done, env, running, failed)
+    finally:
+        stop_jobs(out, running)
+    held = [j["name"] for j in todo if not done(j)]
+    if held:
+        print(f"{stage}: {len(held)} job(s) left to the other invocation(s) running them: {', '.join(held)}",
+              flush=True)
+    if failed:
+        sys.exit(f"{stage}: {len(failed)} job(s) failed: {', '.join(failed)}; rerun the same command to retry them")
+
+
+def _schedule(args, stage, todo, done, env, running, failed) -> None:
+    """Keep `args.jobs` jobs running until none is left to claim, then wait for the last ones."""
+    out = Path(args.output_dir)
     while True:
         while len(running) < args.jobs:
             job = next((j for j in todo if claim_job(out, j)), None)
@@ -313,8 +334,9 @@ def run_jobs(args, stage: str, jobs: list[dict]) -> None:
             log.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, __file__, f"_{stage}_job", "--job", json.dumps(job)] + _shared_argv(args)
             handle = open(log, "a")  # noqa: SIM115 - closed when the job ends
-            running[job["name"]] = (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT),
-                                    handle, time.time(), job)
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=_DIE_WITH_PARENT)  # see stop_jobs
+            running[job["name"]] = (proc, handle, time.time(), job)
             print(f"  started {job['name']} (log: {log})", flush=True)
         if not running:
             break
@@ -331,12 +353,47 @@ def run_jobs(args, stage: str, jobs: list[dict]) -> None:
             else:
                 failed.append(name)
                 print(f"  FAILED {name} (exit {proc.returncode}) after {minutes:.1f} min; see its log", flush=True)
-    held = [j["name"] for j in todo if not done(j)]
-    if held:
-        print(f"{stage}: {len(held)} job(s) left to the other invocation(s) running them: {', '.join(held)}",
-              flush=True)
-    if failed:
-        sys.exit(f"{stage}: {len(failed)} job(s) failed: {', '.join(failed)}; rerun the same command to retry them")
+
+
+def stop_jobs(out: Path, running: dict) -> None:
+    """Stop the jobs still running when this invocation ends early (Ctrl-C, `kill`, an error).
+
+    Each job runs in a process group of its own, so its own children (run_classification.py) stop with it. A job
+    left running would hold no live lock once this invocation is gone: the next invocation would start the same run
+    in the same directory beside it. A stopped job resumes from its last checkpoint when the command is rerun.
+    """
+    for name, (proc, handle, _, job) in list(running.items()):
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))
+                proc.wait()
+            print(f"  stopped {name}; rerun the same command to continue it from its last checkpoint", flush=True)
+        handle.close()
+        release_job(out, job)
+        del running[name]
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through `finally`, unlike the default action
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may end by itself meanwhile
+        os.killpg(proc.pid, signum) if hasattr(os, "killpg") else proc.terminate()
+
+
+def _die_with_parent() -> None:
+    """In a job process, before it starts: be sent SIGTERM if the invocation that started it dies, even by SIGKILL,
+    which cannot be caught (Linux only; elsewhere the signals caught in run_jobs still stop the jobs)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+_DIE_WITH_PARENT = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 def _job_lock(out: Path, job: dict) -> Path:
@@ -423,6 +480,7 @@ def main(argv=None):
     args = parse_args(argv)
     out = Path(args.output_dir)
     if args.stage.startswith("_"):  # inside a job process
+        signal.signal(signal.SIGTERM, _exit_on_signal)  # so that run_classification.py, a child, is stopped too
         job = json.loads(args.job)
         return pretrain_job(args, job) if args.stage == "_pretrain_job" else finetune_job(args, job)
     local = args.dataset_name.startswith((".", "/", "~")) or args.dataset_name.count("/") != 1  # else a Hub id

@@ -4,8 +4,10 @@ writes its results, and a second invocation finds the finished jobs instead of r
 import importlib.util
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +203,45 @@ def test_two_invocations_of_one_stage_share_its_jobs(tmp_path):
         assert printed.count(f"started {name} ") == 1, printed
         assert (tmp_path / "out" / "evals" / f"{name}.json").exists()
     assert not list((tmp_path / "out" / "locks").iterdir())  # every claim released
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Pids of live processes whose command line contains `text` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                zombie = ") Z " in (entry / "stat").read_text()
+            except OSError:
+                continue
+            if text in cmdline and not zombie:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_invocation_stops_its_jobs_and_releases_them(tmp_path, signum):
+    """`kill` (or the OOM killer) on the invocation must not leave its job training on: with its lock stale, the
+    next invocation would start the same run in the same directory beside it."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "cifar10_evidence.py"), "pretrain", "--budgets", "50",
+           "--seeds", "0", "--variants", "mae", "--dataset_name", tiny_dataset(tmp_path / "data"), "--output_dir",
+           str(out), "--model_overrides", TINY_MODEL, "--batch_size", "16", "--jobs", "1", "--threads", "1"]
+    lane = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = out / "logs" / "mae-50x-s0.log"
+    deadline = time.time() + 300
+    while "'loss'" not in (log.read_text() if log.exists() else ""):  # the job is training
+        assert time.time() < deadline and lane.poll() is None, lane.communicate()[0]
+        time.sleep(0.5)
+    assert _processes_naming("_pretrain_job --job {\"name\": \"mae-50x-s0\"") and _processes_naming(str(out))
+    lane.send_signal(signum)
+    printed = lane.communicate(timeout=120)[0]
+    while _processes_naming(str(out)) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _processes_naming(str(out)), printed
+    if signum == signal.SIGTERM:  # handled: the lock is released and the user told how to go on
+        assert "stopped mae-50x-s0; rerun the same command" in printed
+        assert not list((out / "locks").iterdir())
+    assert not (out / "evals" / "mae-50x-s0.json").exists()
