@@ -226,22 +226,22 @@ def test_a_killed_invocation_stops_its_jobs_and_releases_them(tmp_path, signum):
     """`kill` (or the OOM killer) on the invocation must not leave its job training on: with its lock stale, the
     next invocation would start the same run in the same directory beside it."""
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "cifar10_evidence.py"), "pretrain", "--budgets", "50",
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "cifar10_evidence.py"), "pretrain", "--budgets", "5000",
            "--seeds", "0", "--variants", "mae", "--dataset_name", tiny_dataset(tmp_path / "data"), "--output_dir",
            str(out), "--model_overrides", TINY_MODEL, "--batch_size", "16", "--jobs", "1", "--threads", "1"]
     lane = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = out / "logs" / "mae-50x-s0.log"
+    log = out / "logs" / "mae-5000x-s0.log"
     deadline = time.time() + 300
     while "'loss'" not in (log.read_text() if log.exists() else ""):  # the job is training
         assert time.time() < deadline and lane.poll() is None, lane.communicate()[0]
         time.sleep(0.5)
-    assert _processes_naming("_pretrain_job --job {\"name\": \"mae-50x-s0\"") and _processes_naming(str(out))
+    assert _processes_naming("_pretrain_job --job {\"name\": \"mae-5000x-s0\"") and _processes_naming(str(out))
     lane.send_signal(signum)
     printed = lane.communicate(timeout=120)[0]
     while _processes_naming(str(out)) and time.time() < deadline:
         time.sleep(0.5)
     assert not _processes_naming(str(out)), printed
     if signum == signal.SIGTERM:  # handled: the lock is released and the user told how to go on
-        assert "stopped mae-50x-s0; rerun the same command" in printed
+        assert "stopped mae-5000x-s0; rerun the same command" in printed
         assert not list((out / "locks").iterdir())
-    assert not (out / "evals" / "mae-50x-s0.json").exists()
+    assert not (out / "evals" / "mae-5000x-s0.json").exists()
