@@ -35,6 +35,7 @@ equal-compute table.
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import shlex
@@ -388,12 +389,12 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> None:
 def _die_with_parent() -> None:
     """In a job process, before it starts: be sent SIGTERM if the invocation that started it dies, even by SIGKILL,
     which cannot be caught (Linux only; elsewhere the signals caught in run_jobs still stop the jobs)."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    _LIBC.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-_DIE_WITH_PARENT = _die_with_parent if sys.platform.startswith("linux") else None
+# loaded here, not between fork and exec, where only async-signal-safe work belongs
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_DIE_WITH_PARENT = _die_with_parent if _LIBC is not None else None
 
 
 def _job_lock(out: Path, job: dict) -> Path:
