@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import transformers
 from transformers import HfArgumentParser, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import sort_checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -152,14 +153,9 @@ def last_complete_checkpoint(folder: str) -> str | None:
     incomplete: it is skipped (and named) in favour of the one before, which is only rotated away once the next
     is complete.
     """
-    steps = {}
-    for name in os.listdir(folder):
-        prefix, _, step = name.partition("-")
-        if prefix == PREFIX_CHECKPOINT_DIR and step.isdigit() and os.path.isdir(os.path.join(folder, name)):
-            steps[int(step)] = os.path.join(folder, name)
-    for step in sorted(steps, reverse=True):
-        if os.path.isfile(os.path.join(steps[step], "trainer_state.json")):
-            return steps[step]
-        logger.warning("Skipping %s: it holds no trainer_state.json, so writing it was interrupted; resuming from "
-                       "the checkpoint before it, if any.", steps[step])
+    for checkpoint in reversed(sort_checkpoints(folder)):  # by step, newest last
+        if os.path.isfile(os.path.join(checkpoint, TRAINER_STATE_NAME)):
+            return checkpoint
+        logger.warning("Skipping %s: it holds no %s, so writing it was interrupted; resuming from the checkpoint "
+                       "before it, if any.", checkpoint, TRAINER_STATE_NAME)
     return None
