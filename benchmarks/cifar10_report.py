@@ -221,7 +221,7 @@ def compute_method(evals: dict, pretrained: dict) -> str:
 def finetune_groups(evals: dict, flops: dict) -> tuple[dict, dict]:
     """The fine-tunes of pretrained checkpoints with a FLOP count, grouped by checkpoint: {(method, budget, label):
     {(epochs, seed): top1}} and each group's pretraining TFLOP. `method` counts a rerun as its variant (same FLOPs);
-    `label` names the run as it is (`macrl+rerun`). A fine-tune finds its pretraining by name (`ft<epochs>-<run>`)."""
+    `label` names the run as it is (`macrl+ldec`; a rerun as its method). A fine-tune finds its pretraining by name (`ft<epochs>-<run>`)."""
     groups = defaultdict(dict)
     compute = {}
     for name, r in evals.items():
@@ -231,7 +231,8 @@ def finetune_groups(evals: dict, flops: dict) -> tuple[dict, dict]:
         m = compute_method(evals, pretrained)
         if m not in flops:
             continue
-        key = (m, r["budget"], method(r))
+        # a rerun changes nothing: its fine-tunes pool with the method's own, seed by seed, under the method's name
+        key = (m, r["budget"], m if m == pretrained["variant"] else method(r))
         groups[key][(r["epochs"], r["seed"])] = r["finetune_top1"]
         compute[key] = pretrained["images_seen"] * flops[m] / 1e6  # TFLOP
     return groups, compute
