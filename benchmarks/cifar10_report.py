@@ -219,9 +219,10 @@ def compute_method(evals: dict, pretrained: dict) -> str:
 
 
 def finetune_groups(evals: dict, flops: dict) -> tuple[dict, dict]:
-    """The fine-tunes of pretrained checkpoints with a FLOP count, grouped by checkpoint: {(method, budget, label):
-    {(epochs, seed): top1}} and each group's pretraining TFLOP. `method` counts a rerun as its variant (same FLOPs);
-    `label` names the run as it is (`macrl+ldec`; a rerun as its method). A fine-tune finds its pretraining by name (`ft<epochs>-<run>`)."""
+    """The fine-tunes of pretrained checkpoints with a FLOP count, grouped by checkpoint: {(method, budget):
+    {(epochs, seed): top1}} and each group's pretraining TFLOP. `method` counts a rerun as its variant (it changes
+    nothing), so a rerun's seeds pool with the method's own. A fine-tune finds its pretraining by name
+    (`ft<epochs>-<run>`)."""
     groups = defaultdict(dict)
     compute = {}
     for name, r in evals.items():
@@ -231,8 +232,7 @@ def finetune_groups(evals: dict, flops: dict) -> tuple[dict, dict]:
         m = compute_method(evals, pretrained)
         if m not in flops:
             continue
-        # a rerun changes nothing: its fine-tunes pool with the method's own, seed by seed, under the method's name
-        key = (m, r["budget"], m if m == pretrained["variant"] else method(r))
+        key = (m, r["budget"])
         groups[key][(r["epochs"], r["seed"])] = r["finetune_top1"]
         compute[key] = pretrained["images_seen"] * flops[m] / 1e6  # TFLOP
     return groups, compute
@@ -271,7 +271,7 @@ def finetune_equal_compute_table(evals: dict, flops: dict, variant: str = "macrl
     groups, compute = finetune_groups(evals, flops)
     epochs = sorted({e for runs in groups.values() for e, _ in runs})
     rows = [finetune_pair_row(f"{compute[key]:.0f} vs {compute[other]:.0f}",
-                              f"{key[2]} {key[1]:g}x vs {other[2]} {other[1]:g}x", groups[key], groups[other], epochs)
+                              f"{key[0]} {key[1]:g}x vs {other[0]} {other[1]:g}x", groups[key], groups[other], epochs)
             for key, other in equal_compute_pairs(compute, variant, tolerance)]
     return finetune_comparison_table("pretraining TFLOP", [row for row in rows if row], epochs)
 
@@ -510,9 +510,9 @@ def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> N
     if equal:
         right = axes[0][1]
         for key in equal:
-            draw(right, f"{key[2]} ({key[1]:g}x)", by_epochs_of(key), {"color": colours.get(key[0])})
+            draw(right, f"{key[0]} ({key[1]:g}x)", by_epochs_of(key), {"color": colours.get(key[0])})
         for i, key in enumerate(modified_at_equal_compute(compute, equal)):  # dashed, a marker each
-            draw(right, f"{key[2]} ({key[1]:g}x)", by_epochs_of(key),
+            draw(right, f"{key[0]} ({key[1]:g}x)", by_epochs_of(key),
                  {"color": colours.get(key[0].partition("+")[0]), "linestyle": "--", "marker": "sD^v<>"[i % 6]})
         if "untrained encoder" in series:
             draw(right, "untrained encoder", series["untrained encoder"], untrained)

@@ -138,18 +138,18 @@ def test_the_fine_tuning_figure_compares_the_methods_at_the_largest_compute_all_
     """The equal-compute panel takes one unmodified checkpoint per method at the largest pretraining compute all of
     them reached (a rerun counts as its method; a modified method and a compute only some reached do not), and
     draws beside them the modified methods within the tolerance of each of the three."""
-    compute = {("macrl", 8.0, "macrl"): 138.0, ("mae", 11.6, "mae"): 139.0, ("moco", 8.0, "moco"): 165.0,
-               ("macrl", 9.6, "macrl+rerun"): 166.0, ("macrl", 15.1, "macrl"): 260.0, ("moco", 12.6, "moco"): 261.0,
-               ("macrl+uq", 8.0, "macrl+uq"): 261.0, ("mae", 21.8, "mae"): 262.0, ("mae", 40.0, "mae"): 480.0}
+    compute = {("macrl", 8.0): 138.0, ("mae", 11.6): 139.0, ("moco", 8.0): 165.0,
+               ("macrl", 9.6): 166.0, ("macrl", 15.1): 260.0, ("moco", 12.6): 261.0,
+               ("macrl+uq", 8.0): 261.0, ("mae", 21.8): 262.0, ("mae", 40.0): 480.0}
     chosen = report.largest_equal_compute_set(compute)
-    assert chosen == [("macrl", 15.1, "macrl"), ("mae", 21.8, "mae"), ("moco", 12.6, "moco")]
-    assert report.modified_at_equal_compute(compute, chosen) == [("macrl+uq", 8.0, "macrl+uq")]  # not the rerun
-    compute[("macrl+rec0", 27.7, "macrl+rec0")] = 270.0  # 3.5 % above MACRL 15.1x's: not the same compute
-    assert report.modified_at_equal_compute(compute, chosen) == [("macrl+uq", 8.0, "macrl+uq")]
+    assert chosen == [("macrl", 15.1), ("mae", 21.8), ("moco", 12.6)]
+    assert report.modified_at_equal_compute(compute, chosen) == [("macrl+uq", 8.0)]  # modified methods only
+    compute[("macrl+rec0", 27.7)] = 270.0  # 3.5 % above MACRL 15.1x's: not the same compute
+    assert report.modified_at_equal_compute(compute, chosen) == [("macrl+uq", 8.0)]
     assert report.modified_at_equal_compute(compute, []) == []
-    del compute[("mae", 21.8, "mae")]  # no MAE at 261: MoCo never met MAE, so no set of all three exists
+    del compute[("mae", 21.8)]  # no MAE at 261: MoCo never met MAE, so no set of all three exists
     assert report.largest_equal_compute_set(compute) == []
-    assert report.largest_equal_compute_set({("macrl", 8.0, "macrl"): 138.0}) == []  # one method: nothing to compare
+    assert report.largest_equal_compute_set({("macrl", 8.0): 138.0}) == []  # one method: nothing to compare
 
 
 def test_finetunes_are_paired_at_equal_images_budget_by_budget(tmp_path):
