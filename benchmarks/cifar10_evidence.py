@@ -11,6 +11,7 @@ the CPU cores split between them; several invocations of a stage may run at once
     python benchmarks/cifar10_evidence.py finetune --budget 8 --finetune_epochs 1,2,4,8
     python benchmarks/cifar10_evidence.py attention --budget 8
     python benchmarks/cifar10_evidence.py teacher                                  # the EMA encoders, evaluated too
+    python benchmarks/cifar10_evidence.py readout                                  # mean-pooled features too
     python benchmarks/cifar10_evidence.py report                                   # tables and plots
     python benchmarks/cifar10_evidence.py pretrain ... --gpu                       # GPU sizing (see --gpu)
 
@@ -52,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cifar10_compare import CIFAR, CPU_MODEL, VARIANTS  # noqa: E402 - the same variants and CPU sizing
 from cifar10_report import load_evals  # noqa: E402
 
-STAGES = ("pretrain", "finetune", "attention", "teacher", "report")
+STAGES = ("pretrain", "finetune", "attention", "teacher", "readout", "report")
 TRAIN_IMAGES = 50000
 
 
@@ -153,12 +154,13 @@ def pretrain_command(args, job: dict, run_dir: Path) -> list[str]:
     return cmd + shlex.split(args.extra_args)
 
 
-def frozen_features(args, run_dir: Path, branch: str = "online"):
-    """CLS features of all training and test images from a run's online (or momentum) encoder, cached beside the
-    checkpoint."""
+def frozen_features(args, run_dir: Path, branch: str = "online", pooling: str | None = None):
+    """Features of all training and test images from a run's online (or momentum) encoder, pooled as its config says
+    (the CLS token unless trained with `pooling=mean`) or as `pooling` asks, cached beside the checkpoint."""
     import torch
 
-    cache = run_dir / ("features.pt" if branch == "online" else f"features_{branch}.pt")
+    suffix = ("" if branch == "online" else f"_{branch}") + (f"_{pooling}" if pooling else "")
+    cache = run_dir / f"features{suffix}.pt"
     if cache.exists():
         return torch.load(cache)
     from datasets import load_dataset
@@ -181,7 +183,7 @@ def frozen_features(args, run_dir: Path, branch: str = "online"):
     processor = json.loads((run_dir / "preprocessor_config.json").read_text())
     common = dict(image_column=image, label_column=label, image_size=encoder.config.image_size,
                   mean=processor["image_mean"], std=processor["image_std"], batch_size=512,
-                  pooling=encoder.config.pooling)
+                  pooling=pooling or encoder.config.pooling)
     features = (*extract_features(encoder, data["train"], **common), *extract_features(encoder, data["test"], **common))
     torch.save(features, cache)
     return features
@@ -235,11 +237,11 @@ def pretrain_job(args, job: dict) -> None:
     write_json(Path(args.output_dir) / "evals" / f"{job['name']}.json", result)
 
 
-def frozen_evaluations(args, run_dir: Path, seed: int, branch: str = "online") -> dict:
+def frozen_evaluations(args, run_dir: Path, seed: int, branch: str = "online", pooling: str | None = None) -> dict:
     """kNN (k=20), linear probe and few-shot probes of a run's frozen features on the test split."""
     from macrl_hf.evaluation import fewshot_accuracy, knn_accuracy, linear_probe_accuracy
 
-    train_x, train_y, test_x, test_y = frozen_features(args, run_dir, branch)
+    train_x, train_y, test_x, test_y = frozen_features(args, run_dir, branch, pooling)
     num_classes = int(train_y.max()) + 1
     return {"knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=20, num_classes=num_classes),
             "linear_probe_top1": linear_probe_accuracy(train_x, train_y, test_x, test_y, args.probe_epochs,
@@ -261,6 +263,26 @@ def teacher_stage(args) -> None:
             continue
         print(f"teacher: {name}", flush=True)
         result["momentum_encoder"] = frozen_evaluations(args, run_dir, result["seed"], branch="momentum")
+        write_json(out / "evals" / f"{name}.json", result)
+
+
+def readout_stage(args) -> None:
+    """The online encoder of every finished run read out the other way too (the mean of the patch tokens for a run
+    trained on the CLS token, the CLS token for one trained on the mean), recorded beside it (`other_readout` in its
+    evals file): is the CLS read-out unfair to a method? MAE puts no loss on its CLS token; MoCo and MACRL do."""
+    out = Path(args.output_dir)
+    for name, result in load_evals(out).items():
+        run_dir = out / "runs" / name
+        if ("linear_probe_top1" not in result or "other_readout" in result or result.get("budget") == 0
+                or not (run_dir / "model.safetensors").exists()):
+            continue
+        if args.budget is not None and result["budget"] != args.budget:
+            continue
+        trained = json.loads((run_dir / "config.json").read_text()).get("pooling", "cls")
+        pooling = "cls" if trained == "mean" else "mean"
+        print(f"readout: {name} ({pooling})", flush=True)
+        result["other_readout"] = {"pooling": pooling,
+                                   **frozen_evaluations(args, run_dir, result["seed"], pooling=pooling)}
         write_json(out / "evals" / f"{name}.json", result)
 
 
@@ -494,6 +516,8 @@ def main(argv=None):
         run_jobs(args, "finetune", finetune_jobs(args))
     elif args.stage == "teacher":
         teacher_stage(args)
+    elif args.stage == "readout":
+        readout_stage(args)
     elif args.stage == "attention":
         from cifar10_attention import attention_stage
 

@@ -146,6 +146,26 @@ def gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     return comparison_table(rows)
 
 
+def read_out_otherwise(evals: dict, variants: set) -> dict:
+    """The evals with the runs of `variants` read out the other way (`readout` stage), those not yet measured so
+    left out; the other runs as they are."""
+    swapped = {}
+    for name, r in evals.items():
+        if r.get("variant") not in variants:
+            swapped[name] = r
+        elif "other_readout" in r:
+            swapped[name] = {**r, **{k: r["other_readout"][k] for k in ("knn_top1", "linear_probe_top1", "fewshot")}}
+    return swapped
+
+
+def readout_gaps_table(evals: dict, variants: set, variant: str = "macrl") -> list[str]:
+    """`variant` against the baselines with `variants` read out the other way (the mean of the patch tokens for the
+    unmodified methods), on the seeds where that was measured; only the rows it changes."""
+    rows = [row for row in gaps_table(read_out_otherwise(evals, variants), variant)[2:]
+            if variant in variants or any(f" vs {other} |" in row for other in variants)]
+    return comparison_table(rows)
+
+
 def candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     """Each modified `variant` against the baselines at its budget, on the seeds both ran: against the baseline with
     the same modification where that ran (a change to both, e.g. a predictor), else against the unmodified baseline
@@ -337,15 +357,31 @@ def finetune_comparison_table(first: str, rows: list[str], epochs: list) -> list
             + " |", "| --- | --- | --- |" + " --- |" * len(epochs)] + rows
 
 
+POOLINGS = {"cls": "CLS token", "mean": "mean of patch tokens"}
+
+
 def teacher_table(evals: dict) -> list[str]:
     """Online against momentum (EMA) encoder, per run that has both evaluated."""
-    rows = [r for r in evals.values() if "momentum_encoder" in r]
+    return two_evaluations_table(evals, "momentum_encoder", "encoder", lambda r: ("online", "momentum (EMA)"))
+
+
+def readout_table(evals: dict) -> list[str]:
+    """The read-out a run was trained with against the other one, on the same weights."""
+    def labels(r):
+        other = r["other_readout"]["pooling"]
+        trained = "cls" if other == "mean" else "mean"
+        return f"{POOLINGS[trained]} (trained)", POOLINGS[other]
+    return two_evaluations_table(evals, "other_readout", "read-out", labels)
+
+
+def two_evaluations_table(evals: dict, key: str, column: str, labels) -> list[str]:
+    rows = [r for r in evals.values() if key in r]
     if not rows:
         return []
-    lines = ["| run | encoder | kNN top-1 | linear probe top-1 | 1 % labels | 10 % labels |",
+    lines = [f"| run | {column} | kNN top-1 | linear probe top-1 | 1 % labels | 10 % labels |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: (r["budget"], method_key(method(r)), r["seed"])):
-        for label, values in (("online", r), ("momentum (EMA)", r["momentum_encoder"])):
+        for label, values in zip(labels(r), (r, r[key])):
             shots = [statistics.fmean(values["fewshot"][f]) for f in ("0.01", "0.1")]
             lines.append(f"| {method(r)} {r['budget']:g}x seed {r['seed']} | {label} | {100 * values['knn_top1']:.1f} | "
                          f"{100 * values['linear_probe_top1']:.1f} | {100 * shots[0]:.1f} | {100 * shots[1]:.1f} |")
@@ -560,6 +596,16 @@ def write_report(out: Path) -> str:
          "FLOPs (`train_flops.json`), " + paired,
          equal_compute_table(evals, flops) if flops else []),
         ("Online or momentum (EMA) encoder", None, teacher_table(evals)),
+        ("Read-out: CLS token or mean of patch tokens (same weights)", "Each run's online encoder read out as it "
+         "was trained (the CLS token unless `pooling=mean`) and the other way (`cifar10_evidence.py readout`).",
+         readout_table(evals)),
+        ("MACRL against MAE read out from the mean of its patch tokens", "As MACRL against each baseline, budget by "
+         "budget, with MAE's features the mean of its patch tokens (MAE puts no loss on its CLS token), MACRL's its "
+         "CLS token; only the seeds where that was measured. " + paired,
+         readout_gaps_table(evals, {"mae"})),
+        ("MACRL against each baseline, all read out from the mean of the patch tokens", "As above, every method's "
+         "features the mean of its patch tokens. " + paired,
+         readout_gaps_table(evals, {"macrl", "mae", "moco"})),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
         ("Fine-tuning at equal images, budget by budget", "Each cell: test top-1 after N fine-tuning epochs from "
          "MACRL's checkpoint vs from a baseline's pretrained on as many images, " + paired, finetune_gaps_table(evals)),

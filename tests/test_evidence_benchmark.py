@@ -61,6 +61,10 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     assert run["images_seen"] == 3 * 16 and 0 <= run["knn_top1"] <= 1 and len(run["fewshot"]["0.1"]) == 2
     evidence("teacher", *common)
     assert "momentum_encoder" in json.loads((tmp_path / "out" / "evals" / "macrl-1x-s0.json").read_text())
+    evidence("readout", *common)
+    readout = json.loads((tmp_path / "out" / "evals" / "macrl-1x-s0.json").read_text())["other_readout"]
+    assert readout["pooling"] == "mean" and 0 <= readout["linear_probe_top1"] <= 1
+    assert (tmp_path / "out" / "runs" / "macrl-1x-s0" / "features_mean.pt").exists()
     evidence("finetune", "--budget", "1", "--variants", "macrl", "--finetune_epochs", "1", "--finetune_samples",
              "24", *common)
     evidence("finetune", "--budget", "0", "--variants", "macrl", "--finetune_epochs", "1",
@@ -92,7 +96,7 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     report = (tmp_path / "out" / "results.md").read_text()
     assert unmodified.strip() in report and modified.strip() in report
     for expected in ("| 1x (48) | macrl |", "0 (untrained)", "Fine-tuning efficiency", "centre share",
-                     "momentum (EMA)",
+                     "momentum (EMA)", "| macrl 1x seed 0 | mean of patch tokens |",
                      "| untrained encoder (no pretraining) |"):
         assert expected in report, expected
     for figure in ("budget_curve.png", "fewshot_curve.png", "finetune_curve.png", "attention-1x.png",

@@ -55,6 +55,29 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
     assert not any(name.startswith("macrl+rerun") for name in rows)  # a rerun is no modified method
 
 
+def test_read_outs_are_compared_on_the_same_weights_and_against_the_baselines():
+    """The `readout` stage's figures: each run's two read-outs side by side, then MACRL against MAE read out from
+    its patch tokens (and every method so) on the seeds where that was measured, the other runs untouched."""
+    def mean_readout(r, knn, linear):
+        return {**r, "other_readout": {"pooling": "mean", "knn_top1": knn, "linear_probe_top1": linear,
+                                       "fewshot": {"0.01": [0.31], "0.1": [0.45]}}}
+    evals = {"macrl-2x-s0": run("macrl", 0, 0.44, 0.47), "macrl-2x-s2": mean_readout(run("macrl", 2, 0.45, 0.48), 0.43, 0.47),
+             "mae-2x-s0": run("mae", 0, 0.40, 0.46), "mae-2x-s2": mean_readout(run("mae", 2, 0.41, 0.46), 0.38, 0.49),
+             "moco-2x-s2": run("moco", 2, 0.46, 0.48), "macrl+t-2x-s0": run("macrl", 0, 0.44, 0.47, "t")}
+    table = report.readout_table(evals)
+    assert table[2:] == ["| macrl 2x seed 2 | CLS token (trained) | 45.0 | 48.0 | 31.0 | 41.0 |",
+                         "| macrl 2x seed 2 | mean of patch tokens | 43.0 | 47.0 | 31.0 | 45.0 |",
+                         "| mae 2x seed 2 | CLS token (trained) | 41.0 | 46.0 | 31.0 | 41.0 |",
+                         "| mae 2x seed 2 | mean of patch tokens | 38.0 | 49.0 | 31.0 | 45.0 |"]
+    rows = report.readout_gaps_table(evals, {"mae"})[2:]
+    assert len(rows) == 1 and "| macrl vs mae | 2 |" in rows[0]  # seed 0 of MAE was never read out otherwise
+    assert "45.0 vs 38.0: +7.0, one seed" in rows[0] and "48.0 vs 49.0: -1.0, one seed" in rows[0]
+    every = {row.split(" | ")[1]: row for row in report.readout_gaps_table(evals, {"macrl", "mae", "moco"})[2:]}
+    assert set(every) == {"macrl vs mae"}  # MoCo's run has no mean read-out yet: no row rather than a mixed one
+    assert "43.0 vs 38.0: +5.0, one seed" in every["macrl vs mae"]
+    assert evals["mae-2x-s2"]["knn_top1"] == 0.41  # the evals themselves are left as measured
+
+
 def test_report_without_results_names_the_folder(tmp_path):
     with pytest.raises(SystemExit, match="no evals/ folder"):
         report.write_report(tmp_path)
