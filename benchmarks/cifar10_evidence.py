@@ -269,14 +269,15 @@ def teacher_stage(args) -> None:
 def readout_stage(args) -> None:
     """The online encoder of every finished run read out the other way too (the mean of the patch tokens for a run
     trained on the CLS token, the CLS token for one trained on the mean), recorded beside it (`other_readout` in its
-    evals file): is the CLS read-out unfair to a method? MAE puts no loss on its CLS token; MoCo and MACRL do."""
+    evals file): is the CLS read-out unfair to a method? MAE puts no loss on its CLS token; MoCo and MACRL do.
+    The unmodified methods' runs, or those of `--tag`; `--budget` for one budget only."""
     out = Path(args.output_dir)
     for name, result in load_evals(out).items():
         run_dir = out / "runs" / name
         if ("linear_probe_top1" not in result or "other_readout" in result or result.get("budget") == 0
                 or not (run_dir / "model.safetensors").exists()):
             continue
-        if args.budget is not None and result["budget"] != args.budget:
+        if (args.budget is not None and result["budget"] != args.budget) or result.get("tag", "") != args.tag:
             continue
         trained = json.loads((run_dir / "config.json").read_text()).get("pooling", "cls")
         pooling = "cls" if trained == "mean" else "mean"

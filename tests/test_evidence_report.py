@@ -76,6 +76,14 @@ def test_read_outs_are_compared_on_the_same_weights_and_against_the_baselines():
     assert set(every) == {"macrl vs mae"}  # MoCo's run has no mean read-out yet: no row rather than a mixed one
     assert "43.0 vs 38.0: +5.0, one seed" in every["macrl vs mae"]
     assert evals["mae-2x-s2"]["knn_top1"] == 0.41  # the evals themselves are left as measured
+    # MAE's seed 0 retrained with pooling=mean (its loss ignores the pooling) stands in for its mean read-out
+    evals["mae+mean-2x-s0"] = run("mae", 0, 0.37, 0.50, "mean", ",pooling=mean")
+    evals["moco+mean-2x-s2"] = run("moco", 2, 0.30, 0.30, "mean", ",pooling=mean")  # MoCo's loss reads it: no stand-in
+    rows = report.readout_gaps_table(evals, {"mae"})[2:]
+    assert len(rows) == 1 and "| macrl vs mae | 0,2 |" in rows[0] and "vs 43.5 ± 0.7 (37.0, 50.0)" not in rows[0]
+    assert "vs 37.5 ± 0.7 (37.0, 38.0): +7.0, better" in rows[0]
+    every = {row.split(" | ")[1]: row for row in report.readout_gaps_table(evals, {"macrl", "mae", "moco"})[2:]}
+    assert set(every) == {"macrl vs mae"} and "| 2 |" in every["macrl vs mae"]
 
 
 def test_report_without_results_names_the_folder(tmp_path):
