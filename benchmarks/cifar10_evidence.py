@@ -185,7 +185,9 @@ def frozen_features(args, run_dir: Path, branch: str = "online", pooling: str | 
                   mean=processor["image_mean"], std=processor["image_std"], batch_size=512,
                   pooling=pooling or encoder.config.pooling)
     features = (*extract_features(encoder, data["train"], **common), *extract_features(encoder, data["test"], **common))
-    torch.save(features, cache)
+    partial = cache.with_name(cache.name + ".partial")  # a stage stopped while saving leaves no half-written cache
+    torch.save(features, partial)
+    os.replace(partial, cache)
     return features
 
 
