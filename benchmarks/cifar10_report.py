@@ -154,18 +154,21 @@ def read_out_otherwise(evals: dict, variants: set) -> dict:
     left out; the other runs as they are. For MAE a run of its own trained with `pooling=mean` and nothing else
     changed stands in where its run was not read out otherwise (no checkpoint left): its training is the same."""
     figures = ("knn_top1", "linear_probe_top1", "fewshot")
-    stand_ins = {(r["variant"], r["budget"], r["seed"]): r for r in evals.values()
-                 if r.get("variant") in POOLING_BLIND and r.get("tag") and "linear_probe_top1" in r}
+    stand_ins = defaultdict(list)  # (variant, budget, seed) -> its modified runs
+    for r in evals.values():
+        if r.get("variant") in POOLING_BLIND and r.get("tag") and "linear_probe_top1" in r:
+            stand_ins[(r["variant"], r["budget"], r["seed"])].append(r)
     swapped = {}
     for name, r in evals.items():
-        stand_in = stand_ins.get((r.get("variant"), r.get("budget"), r.get("seed")))
         if r.get("variant") not in variants:
             swapped[name] = r
         elif "other_readout" in r:
             swapped[name] = {**r, **{k: r["other_readout"][k] for k in figures}}
-        elif not r.get("tag") and stand_in and change(stand_in, r) == "pooling=mean" and "pooling=" not in r.get(
-                "overrides", ""):
-            swapped[name] = {**r, **{k: stand_in[k] for k in figures}}
+        elif not r.get("tag") and "pooling=" not in r.get("overrides", ""):
+            key = (r.get("variant"), r.get("budget"), r.get("seed"))
+            stand_in = next((s for s in stand_ins.get(key, []) if change(s, r) == "pooling=mean"), None)
+            if stand_in:
+                swapped[name] = {**r, **{k: stand_in[k] for k in figures}}
     return swapped
 
 

@@ -78,6 +78,7 @@ def test_read_outs_are_compared_on_the_same_weights_and_against_the_baselines():
     assert evals["mae-2x-s2"]["knn_top1"] == 0.41  # the evals themselves are left as measured
     # MAE's seed 0 retrained with pooling=mean (its loss ignores the pooling) stands in for its mean read-out
     evals["mae+mean-2x-s0"] = run("mae", 0, 0.37, 0.50, "mean", ",pooling=mean")
+    evals["mae+zz-2x-s0"] = run("mae", 0, 0.10, 0.10, "zz", ",mask_ratio=0.5")  # another change: no stand-in
     evals["moco+mean-2x-s2"] = run("moco", 2, 0.30, 0.30, "mean", ",pooling=mean")  # MoCo's loss reads it: no stand-in
     rows = report.readout_gaps_table(evals, {"mae"})[2:]
     assert len(rows) == 1 and "| macrl vs mae | 0,2 |" in rows[0] and "vs 43.5 ± 0.7 (37.0, 50.0)" not in rows[0]
