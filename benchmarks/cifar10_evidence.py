@@ -83,7 +83,7 @@ def parse_args(argv=None):
     p.add_argument("--fewshot_fractions", default="0.01,0.1")
     p.add_argument("--fewshot_draws", type=int, default=5)
     p.add_argument("--budget", type=float, default=None, help="finetune/attention: the budget to start from "
-                   "(default: the largest with a run of every variant)")
+                   "(default: the largest with a run of every variant); teacher/readout: only this budget's runs")
     p.add_argument("--finetune_epochs", default="1,2,4,8")
     p.add_argument("--finetune_samples", type=int, default=10000)
     p.add_argument("--finetune_seeds", default="0")
