@@ -252,20 +252,27 @@ def frozen_evaluations(args, run_dir: Path, seed: int, branch: str = "online", p
                         for f in floats(args.fewshot_fractions)}}
 
 
-def teacher_stage(args) -> None:
-    """The momentum (EMA) encoder of every finished run that has one, evaluated like the online encoder and
-    recorded beside it (`momentum_encoder` in its evals file): which of the two encoders to export."""
+def runs_to_evaluate(args, key: str):
+    """(name, evals, run directory) of every finished pretraining, not the untrained reference, whose checkpoint is
+    still on disk and whose evals lack `key` yet; only `--budget`'s if given."""
     out = Path(args.output_dir)
     for name, result in load_evals(out).items():
         run_dir = out / "runs" / name
-        if ("linear_probe_top1" not in result or "momentum_encoder" in result or result.get("budget") == 0
-                or result["variant"] == "mae" or not (run_dir / "model.safetensors").exists()):
-            continue
-        if args.budget is not None and result["budget"] != args.budget:
+        if ("linear_probe_top1" in result and key not in result and result.get("budget") != 0
+                and (args.budget is None or result["budget"] == args.budget)
+                and (run_dir / "model.safetensors").exists()):
+            yield name, result, run_dir
+
+
+def teacher_stage(args) -> None:
+    """The momentum (EMA) encoder of every finished run that has one, evaluated like the online encoder and
+    recorded beside it (`momentum_encoder` in its evals file): which of the two encoders to export."""
+    for name, result, run_dir in runs_to_evaluate(args, "momentum_encoder"):
+        if result["variant"] == "mae":
             continue
         print(f"teacher: {name}", flush=True)
         result["momentum_encoder"] = frozen_evaluations(args, run_dir, result["seed"], branch="momentum")
-        write_json(out / "evals" / f"{name}.json", result)
+        write_json(Path(args.output_dir) / "evals" / f"{name}.json", result)
 
 
 def readout_stage(args) -> None:
@@ -273,20 +280,15 @@ def readout_stage(args) -> None:
     trained on the CLS token, the CLS token for one trained on the mean), recorded beside it (`other_readout` in its
     evals file): is the CLS read-out unfair to a method? MAE puts no loss on its CLS token; MoCo and MACRL do.
     The unmodified methods' runs, or those of `--tag`; `--budget` for one budget only."""
-    out = Path(args.output_dir)
-    for name, result in load_evals(out).items():
-        run_dir = out / "runs" / name
-        if ("linear_probe_top1" not in result or "other_readout" in result or result.get("budget") == 0
-                or not (run_dir / "model.safetensors").exists()):
-            continue
-        if (args.budget is not None and result["budget"] != args.budget) or result.get("tag", "") != args.tag:
+    for name, result, run_dir in runs_to_evaluate(args, "other_readout"):
+        if result.get("tag", "") != args.tag:
             continue
         trained = json.loads((run_dir / "config.json").read_text()).get("pooling", "cls")
         pooling = "cls" if trained == "mean" else "mean"
         print(f"readout: {name} ({pooling})", flush=True)
         result["other_readout"] = {"pooling": pooling,
                                    **frozen_evaluations(args, run_dir, result["seed"], pooling=pooling)}
-        write_json(out / "evals" / f"{name}.json", result)
+        write_json(Path(args.output_dir) / "evals" / f"{name}.json", result)
 
 
 def finetune_command(args, job: dict, out: Path) -> list[str]:
