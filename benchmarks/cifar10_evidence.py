@@ -43,6 +43,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -408,6 +409,33 @@ def _exit_on_signal(signum, frame):
     raise SystemExit(128 + signum)  # unwinds through `finally`, unlike the default action
 
 
+STOP_GRACE_SECONDS = 30.0  # how long a stopped job may take to unwind before its process group is killed
+_stopping = False
+
+
+def _stop_job_on_signal(signum, frame):
+    """In a job process: unwind, so that `finally` blocks run and run_classification.py (a child) is stopped, and
+    make sure the job ends even when a dependency swallows the SystemExit: datasets' fingerprinting, where a job
+    spends much of a kNN evaluation, hashes a transform inside a bare `except:`. A job that has not ended after
+    STOP_GRACE_SECONDS is killed with its process group (checkpoints are written atomically)."""
+    global _stopping
+    print(f"job: received signal {signum}; stopping (rerun the command to continue from the last checkpoint)",
+          file=sys.stderr, flush=True)
+    if not _stopping:
+        _stopping = True
+        threading.Thread(target=_kill_own_group_after, args=(STOP_GRACE_SECONDS, 128 + signum), daemon=True).start()
+    raise SystemExit(128 + signum)
+
+
+def _kill_own_group_after(seconds: float, status: int) -> None:
+    time.sleep(seconds)
+    print(f"job: still running {seconds:g} s after the stop signal; killing its process group", file=sys.stderr,
+          flush=True)
+    if hasattr(os, "killpg") and os.getpgid(0) == os.getpid():  # a job leads its own group (start_new_session)
+        os.killpg(0, signal.SIGKILL)
+    os._exit(status)
+
+
 def _signal_group(proc: subprocess.Popen, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):  # it may end by itself meanwhile
         os.killpg(proc.pid, signum) if hasattr(os, "killpg") else proc.terminate()
@@ -508,7 +536,7 @@ def main(argv=None):
     args = parse_args(argv)
     out = Path(args.output_dir)
     if args.stage.startswith("_"):  # inside a job process
-        signal.signal(signal.SIGTERM, _exit_on_signal)  # so that run_classification.py, a child, is stopped too
+        signal.signal(signal.SIGTERM, _stop_job_on_signal)  # so that run_classification.py, a child, is stopped too
         job = json.loads(args.job)
         return pretrain_job(args, job) if args.stage == "_pretrain_job" else finetune_job(args, job)
     local = args.dataset_name.startswith((".", "/", "~")) or args.dataset_name.count("/") != 1  # else a Hub id

@@ -225,6 +225,45 @@ def _processes_naming(text: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_a_stopped_job_ends_even_where_a_dependency_swallows_the_stop(tmp_path):
+    """datasets' fingerprinting runs inside a bare `except:`, which swallows the SystemExit a stop signal raises
+    there; the job (and its children) must still end, after the grace period, rather than train on unowned."""
+    marker = f"child-of-a-stopped-job-{tmp_path.name}"
+    code = f"""
+import signal, subprocess, sys, time
+sys.path.insert(0, {str(ROOT / "benchmarks")!r})
+import cifar10_evidence as evidence
+evidence.STOP_GRACE_SECONDS = 1
+signal.signal(signal.SIGTERM, evidence._stop_job_on_signal)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", {marker!r}])
+print("ready", flush=True)
+while True:
+    try:
+        time.sleep(0.05)
+    except:  # noqa: E722 - what datasets.fingerprint.update_fingerprint does
+        pass
+"""
+    job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)  # as run_jobs starts a job: a process group of its own
+    try:
+        assert job.stdout.readline().strip() == "ready", job.stdout.read()
+        deadline = time.time() + 60
+        while not _processes_naming(marker) and time.time() < deadline:
+            time.sleep(0.1)
+        job.send_signal(signal.SIGTERM)
+        printed = job.communicate(timeout=60)[0]
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == -signal.SIGKILL, printed
+    assert "received signal 15; stopping" in printed and "killing its process group" in printed, printed
+    deadline = time.time() + 30
+    while _processes_naming(marker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _processes_naming(marker)  # the job's child went with it
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_a_killed_invocation_stops_its_jobs_and_releases_them(tmp_path, signum):
     """`kill` (or the OOM killer) on the invocation must not leave its job training on: with its lock stale, the
