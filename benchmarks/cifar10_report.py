@@ -152,7 +152,8 @@ POOLING_BLIND = {"mae"}  # no contrastive branch: `pooling` changes its read-out
 def read_out_otherwise(evals: dict, variants: set) -> dict:
     """The evals with the runs of `variants` read out the other way (`readout` stage), those not yet measured so
     left out; the other runs as they are. For MAE a run of its own trained with `pooling=mean` and nothing else
-    changed stands in where its run was not read out otherwise (no checkpoint left): its training is the same."""
+    changed stands in where its run was not read out otherwise (no checkpoint left), or was not run at that seed at
+    all: its training is the same."""
     figures = ("knn_top1", "linear_probe_top1", "fewshot")
     stand_ins = defaultdict(list)  # (variant, budget, seed) -> its modified runs
     for r in evals.values():
@@ -169,6 +170,14 @@ def read_out_otherwise(evals: dict, variants: set) -> dict:
             stand_in = next((s for s in stand_ins.get(key, []) if change(s, r) == "pooling=mean"), None)
             if stand_in:
                 swapped[name] = {**r, **{k: stand_in[k] for k in figures}}
+    # ... and where only that run exists at a seed: it is the method there, read out from the mean
+    plain = {(r["variant"], r["budget"], r["seed"]) for r in evals.values() if not r.get("tag") and "linear_probe_top1" in r}
+    for (variant, budget, seed), candidates in stand_ins.items():
+        sibling = next((r for r in evals.values() if (r.get("variant"), r.get("budget")) == (variant, budget)
+                        and not r.get("tag") and "linear_probe_top1" in r and "pooling=" not in r["overrides"]), None)
+        stand_in = next((c for c in candidates if sibling and change(c, sibling) == "pooling=mean"), None)
+        if variant in variants and (variant, budget, seed) not in plain and stand_in:
+            swapped[f"{variant}-{budget:g}x-s{seed}"] = {**stand_in, "tag": ""}
     return swapped
 
 

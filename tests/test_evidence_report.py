@@ -85,6 +85,14 @@ def test_read_outs_are_compared_on_the_same_weights_and_against_the_baselines():
     assert "vs 37.5 ± 0.7 (37.0, 38.0): +7.0, better" in rows[0]
     every = {row.split(" | ")[1]: row for row in report.readout_gaps_table(evals, {"macrl", "mae", "moco"})[2:]}
     assert set(every) == {"macrl vs mae"} and "| 2 |" in every["macrl vs mae"]
+    # ... and where MAE ran only so at a seed (MACRL's seed 1 has no plain MAE run beside it)
+    evals["macrl-2x-s1"] = run("macrl", 1, 0.46, 0.49)
+    evals["mae+mean-2x-s1"] = run("mae", 1, 0.39, 0.52, "mean", ",pooling=mean")
+    evals = {"ft1-mae-2x-s0": {"variant": "mae", "tag": "", "budget": 2.0, "seed": 0, "epochs": 1.0,
+                               "finetune_top1": 0.5}, **evals}  # a fine-tune's record says nothing of the overrides
+    rows = report.readout_gaps_table(evals, {"mae"})[2:]
+    assert len(rows) == 1 and "| macrl vs mae | 0,1,2 |" in rows[0] and "vs 38.0 ± 1.0 (37.0, 39.0, 38.0)" in rows[0]
+    assert "| macrl vs mae | 0,2 |" in report.gaps_table(evals)[2]  # the CLS-read tables keep the plain runs only
 
 
 def test_report_without_results_names_the_folder(tmp_path):
