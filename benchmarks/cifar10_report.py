@@ -173,10 +173,12 @@ def read_out_otherwise(evals: dict, variants: set) -> dict:
     # ... and where only that run exists at a seed: it is the method there, read out from the mean
     plain = {(r["variant"], r["budget"], r["seed"]) for r in evals.values() if not r.get("tag") and "linear_probe_top1" in r}
     for (variant, budget, seed), candidates in stand_ins.items():
+        if variant not in variants or (variant, budget, seed) in plain:
+            continue
         sibling = next((r for r in evals.values() if (r.get("variant"), r.get("budget")) == (variant, budget)
                         and not r.get("tag") and "linear_probe_top1" in r and "pooling=" not in r["overrides"]), None)
-        stand_in = next((c for c in candidates if sibling and change(c, sibling) == "pooling=mean"), None)
-        if variant in variants and (variant, budget, seed) not in plain and stand_in:
+        stand_in = next((c for c in candidates if change(c, sibling) == "pooling=mean"), None) if sibling else None
+        if stand_in:
             swapped[f"{variant}-{budget:g}x-s{seed}"] = {**stand_in, "tag": ""}
     return swapped
 
