@@ -149,6 +149,40 @@ def gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
 POOLING_BLIND = {"mae"}  # no contrastive branch: `pooling` changes its read-out only, not its training
 
 
+def pooled_sibling(evals: dict, r: dict) -> dict | None:
+    """For a modified run of a POOLING_BLIND variant: the unmodified run at its budget (any seed) if `pooling=mean`
+    is all that the modified run changes, so that it trained exactly as that variant does (else None)."""
+    if r.get("variant") not in POOLING_BLIND or not r.get("tag") or "linear_probe_top1" not in r:
+        return None
+    sibling = next((s for s in evals.values() if (s.get("variant"), s.get("budget")) == (r["variant"], r["budget"])
+                    and not s.get("tag") and "linear_probe_top1" in s and "pooling=" not in s["overrides"]), None)
+    return sibling if sibling and change(r, sibling) == "pooling=mean" else None
+
+
+def with_stand_ins(evals: dict) -> dict:
+    """The evals with MAE completed where it ran at a seed only with `pooling=mean` (which its loss never reads: the
+    same training; its logged losses match the plain run's to 1e-4): that run, read out from its CLS token (`readout`
+    stage), is MAE at that seed, its own mean read-out the other read-out, and its fine-tunes (which read the CLS
+    token whatever the pretraining pooled) are MAE's. A plain run at the same seed always wins."""
+    plain = {(r["variant"], r["budget"], r["seed"]) for r in evals.values() if "linear_probe_top1" in r and not r.get("tag")}
+    figures = ("knn_top1", "linear_probe_top1", "fewshot")
+    completed, tags = dict(evals), {}
+    for name, r in evals.items():
+        key = (r.get("variant"), r.get("budget"), r.get("seed"))
+        sibling = pooled_sibling(evals, r) if key not in plain else None
+        if sibling is None or r.get("other_readout", {}).get("pooling") != "cls":
+            continue
+        tags[key] = r["tag"]
+        completed[name.replace(f"+{r['tag']}-", "-", 1)] = {
+            **r, "tag": "", "overrides": sibling["overrides"], "stands_in": name,
+            **{k: r["other_readout"][k] for k in figures}, "other_readout": {"pooling": "mean", **{k: r[k] for k in figures}}}
+    for name, r in evals.items():
+        if "finetune_top1" in r and r.get("tag") and tags.get((r["variant"], r["budget"], r["seed"])) == r["tag"]:
+            del completed[name]
+            completed[name.replace(f"+{r['tag']}-", "-", 1)] = {**r, "tag": "", "stands_in": name}
+    return completed
+
+
 def read_out_otherwise(evals: dict, variants: set) -> dict:
     """The evals with the runs of `variants` read out the other way (`readout` stage), those not yet measured so
     left out; the other runs as they are. For MAE a run of its own trained with `pooling=mean` and nothing else
@@ -175,9 +209,7 @@ def read_out_otherwise(evals: dict, variants: set) -> dict:
     for (variant, budget, seed), candidates in stand_ins.items():
         if variant not in variants or (variant, budget, seed) in plain:
             continue
-        sibling = next((r for r in evals.values() if (r.get("variant"), r.get("budget")) == (variant, budget)
-                        and not r.get("tag") and "linear_probe_top1" in r and "pooling=" not in r["overrides"]), None)
-        stand_in = next((c for c in candidates if change(c, sibling) == "pooling=mean"), None) if sibling else None
+        stand_in = next((c for c in candidates if pooled_sibling(evals, c)), None)
         if stand_in:
             swapped[f"{variant}-{budget:g}x-s{seed}"] = {**stand_in, "tag": ""}
     return swapped
@@ -400,7 +432,7 @@ def readout_table(evals: dict) -> list[str]:
 
 
 def two_evaluations_table(evals: dict, key: str, column: str, labels) -> list[str]:
-    rows = [r for r in evals.values() if key in r]
+    rows = [r for r in evals.values() if key in r and "stands_in" not in r]  # each measurement once
     if not rows:
         return []
     lines = [f"| run | {column} | kNN top-1 | linear probe top-1 | 1 % labels | 10 % labels |",
@@ -596,7 +628,7 @@ def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> N
 def write_report(out: Path) -> str:
     if not (out / "evals").is_dir():
         sys.exit(f"{out}: no evals/ folder; run `cifar10_evidence.py pretrain --output_dir {out}` first")
-    evals = load_evals(out)
+    evals = with_stand_ins(load_evals(out))
     flops = None
     if (out / "train_flops.json").exists():  # written by benchmarks/train_flops.py --json
         flops = {k: v["mflops_per_image"] for k, v in json.loads((out / "train_flops.json").read_text()).items()}

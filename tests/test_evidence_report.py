@@ -95,6 +95,49 @@ def test_read_outs_are_compared_on_the_same_weights_and_against_the_baselines():
     assert "| macrl vs mae | 0,2 |" in report.gaps_table(evals)[2]  # the CLS-read tables keep the plain runs only
 
 
+def test_mae_trained_with_mean_pooling_stands_in_for_mae_at_a_seed_with_no_plain_run(tmp_path):
+    """MAE's loss never reads `pooling`: its `pooling=mean` run, read out from the CLS token, is MAE at a seed where
+    no plain run exists, in every CLS-read table, with its mean read-out as the other read-out and its fine-tunes as
+    MAE's; a plain run at that seed wins, another change or a missing CLS read-out stands in for nothing."""
+    def mean_run(seed, knn, linear, cls_knn, cls_linear, tag="mean", extra=",pooling=mean"):
+        return {**run("mae", seed, knn, linear, tag, extra),
+                "other_readout": {"pooling": "cls", "knn_top1": cls_knn, "linear_probe_top1": cls_linear,
+                                  "fewshot": {"0.01": [0.20], "0.1": [0.30]}}}
+
+    def ft(variant, seed, top1, tag=""):
+        return {"variant": variant, "tag": tag, "budget": 2.0, "seed": seed, "epochs": 1.0, "finetune_top1": top1}
+    runs = {**{f"macrl-2x-s{s}": run("macrl", s, 0.50 + s / 100, 0.50) for s in range(4)},
+            "mae-2x-s0": run("mae", 0, 0.40, 0.45), "mae-2x-s1": run("mae", 1, 0.41, 0.46),
+            "mae+mean-2x-s1": mean_run(1, 0.10, 0.10, 0.11, 0.11),  # a plain run at seed 1: it wins
+            "mae+mean-2x-s2": mean_run(2, 0.38, 0.49, 0.42, 0.47),
+            "mae+zz-2x-s3": mean_run(3, 0.1, 0.1, 0.1, 0.1, "zz", ",pooling=mean,mask_ratio=0.5"),  # another change
+            "mae+mean-2x-s3": {**run("mae", 3, 0.1, 0.1, "mean", ",pooling=mean")},  # not read out from its CLS
+            **{f"ft1-macrl-2x-s{s}": ft("macrl", s, 0.44 + s / 100) for s in range(3)},
+            "ft1-mae-2x-s0": ft("mae", 0, 0.40), "ft1-mae-2x-s1": ft("mae", 1, 0.41),
+            "ft1-mae+mean-2x-s2": ft("mae", 2, 0.42, "mean")}
+    (tmp_path / "evals").mkdir()
+    for name, r in runs.items():
+        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    text = report.write_report(tmp_path)
+    budget_table = text.split("## MACRL against each baseline")[0]
+    mae = next(line for line in budget_table.splitlines() if line.startswith("| 2x (99,840) | mae |"))
+    assert "| 0,1,2 |" in mae and "41.0 ± 1.0 (40.0, 41.0, 42.0)" in mae and "(45.0, 46.0, 47.0)" in mae
+    gaps = next(line for line in text.split("## MACRL against each baseline, budget by budget")[1].splitlines()
+                if line.startswith("| 2x | macrl vs mae"))
+    assert "| 0,1,2 |" in gaps and "vs 41.0 ± 1.0 (40.0, 41.0, 42.0)" in gaps
+    # its mean read-out is MAE's other read-out at seed 2; the read-out table lists each measurement once
+    mean_gaps = text.split("## MACRL against MAE read out from the mean of its patch tokens")[1].split("\n## ")[0]
+    assert "| macrl vs mae | 1,2,3 |" in mean_gaps and "vs 19.3 ± 16.2 (10.0, 38.0, 10.0)" in mean_gaps
+    readouts = text.split("## Read-out: CLS token")[1].split("\n## ")[0]
+    assert sum(line.startswith("| mae+mean 2x seed 2 |") for line in readouts.splitlines()) == 2
+    assert "| mae 2x seed 2 |" not in readouts
+    fine = next(line for line in text.split("## Fine-tuning at equal images")[1].splitlines()
+                if line.startswith("| 2x | macrl vs mae"))
+    assert "| 0,1,2 |" in fine and "(40.0, 41.0, 42.0)" in fine
+    assert "mae+mean (2x)" not in text.split("## Fine-tuning efficiency")[1]  # its fine-tunes are MAE's
+    assert json.loads((tmp_path / "evals" / "mae+mean-2x-s2.json").read_text())["knn_top1"] == 0.38  # as measured
+
+
 def test_report_without_results_names_the_folder(tmp_path):
     with pytest.raises(SystemExit, match="no evals/ folder"):
         report.write_report(tmp_path)
