@@ -285,6 +285,14 @@ def equal_compute_table(evals: dict, flops: dict, variant: str = "macrl", tolera
     return comparison_table(rows, first="training TFLOP")
 
 
+def readout_equal_compute_table(evals: dict, flops: dict, variants: set, variant: str = "macrl") -> list[str]:
+    """equal_compute_table with the baselines in `variants` read out the other way (read_out_otherwise): `variant`
+    against each of them at the budget that cost the same training FLOPs, where that read-out was measured."""
+    rows = [row for row in equal_compute_table(read_out_otherwise(evals, variants), flops, variant)[2:]
+            if any(f" vs {other} " in row for other in variants)]
+    return comparison_table(rows, first="training TFLOP")
+
+
 def compute_method(evals: dict, pretrained: dict) -> str:
     """The method a pretraining ran, for its FLOP count: a tag that changes nothing (a rerun) is its variant."""
     if pretrained.get("tag") and not pretrained.get("extra_args"):
@@ -660,6 +668,9 @@ def write_report(out: Path) -> str:
          "budget, with MAE's features the mean of its patch tokens (MAE puts no loss on its CLS token), MACRL's its "
          "CLS token; only the seeds where that was measured. " + paired,
          readout_gaps_table(evals, {"mae"})),
+        ("MACRL against MAE read out from the mean of its patch tokens, at equal training compute", "As MACRL "
+         "against each baseline at equal training compute, with MAE's features the mean of its patch tokens. " + paired,
+         readout_equal_compute_table(evals, flops, {"mae"}) if flops else []),
         ("MACRL against each baseline, all read out from the mean of the patch tokens", "As above, every method's "
          "features the mean of its patch tokens. " + paired,
          readout_gaps_table(evals, {"macrl", "mae", "moco"})),

@@ -138,6 +138,30 @@ def test_mae_trained_with_mean_pooling_stands_in_for_mae_at_a_seed_with_no_plain
     assert json.loads((tmp_path / "evals" / "mae+mean-2x-s2.json").read_text())["knn_top1"] == 0.38  # as measured
 
 
+def test_mae_read_out_from_the_mean_is_compared_at_equal_compute_where_measured(tmp_path):
+    """MACRL 15.1x against MAE 21.8x (the same training FLOPs) with MAE read out from the mean of its patch tokens:
+    only at the seed whose mean read-out was measured (here by its `pooling=mean` run)."""
+    def at(variant, budget, seed, knn, linear, tag="", extra=""):
+        return {**run(variant, seed, knn, linear, tag, extra), "budget": budget, "images_seen": round(budget * 195) * 256}
+    runs = {"macrl-15.1x-s0": at("macrl", 15.1, 0, 0.53, 0.53), "macrl-15.1x-s2": at("macrl", 15.1, 2, 0.52, 0.53),
+            "mae-21.8x-s0": at("mae", 21.8, 0, 0.47, 0.53),
+            "mae+mean-21.8x-s2": {**at("mae", 21.8, 2, 0.45, 0.55, "mean", ",pooling=mean"),
+                                  "other_readout": {"pooling": "cls", "knn_top1": 0.47, "linear_probe_top1": 0.52,
+                                                    "fewshot": {"0.01": [0.3], "0.1": [0.4]}}}}
+    (tmp_path / "evals").mkdir()
+    for name, r in runs.items():
+        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
+                                                          (("macrl", 345.4), ("mae", 239.2), ("moco", 414.4))}))
+    text = report.write_report(tmp_path)
+    cls = text.split("## MACRL against each baseline at equal training compute")[1].split("\n## ")[0]
+    assert "| macrl 15.1x vs mae 21.8x | 0,2 |" in cls  # read from the CLS token: both seeds
+    mean = text.split("## MACRL against MAE read out from the mean of its patch tokens, at equal training compute")[1]
+    rows = [line for line in mean.split("\n## ")[0].splitlines() if line.startswith("| 26")]
+    assert len(rows) == 1 and "| macrl 15.1x vs mae 21.8x | 2 |" in rows[0]
+    assert "52.0 vs 45.0: +7.0, one seed" in rows[0] and "53.0 vs 55.0: -2.0, one seed" in rows[0]
+
+
 def test_report_without_results_names_the_folder(tmp_path):
     with pytest.raises(SystemExit, match="no evals/ folder"):
         report.write_report(tmp_path)
