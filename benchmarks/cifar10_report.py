@@ -100,7 +100,7 @@ def changed(candidate: dict, base: dict) -> str:
 def candidates_table(evals: dict) -> list[str]:
     """Each modified method (a tag) against its unmodified variant at the same budget, on the seeds both ran."""
     runs = {(r["variant"], r.get("tag", ""), r["budget"], r["seed"]): r for r in evals.values()
-            if "linear_probe_top1" in r and r["budget"] > 0}
+            if "linear_probe_top1" in r and r["budget"] > 0 and "stands_in" not in r}  # the same weights: no pair
     groups = defaultdict(list)
     for (variant, tag, budget, seed), r in runs.items():
         if tag and (variant, "", budget, seed) in runs:
@@ -150,18 +150,23 @@ POOLING_BLIND = {"mae"}  # no contrastive branch: `pooling` changes its read-out
 
 
 def pooled_sibling(evals: dict, r: dict) -> dict | None:
-    """For a modified run of a POOLING_BLIND variant: the unmodified run at its budget (any seed) if `pooling=mean`
-    is all that the modified run changes, so that it trained exactly as that variant does (else None)."""
+    """For a modified run of a POOLING_BLIND variant: an unmodified run at its budget (any seed) if `pooling=mean`
+    is all that tells the two apart (overrides both ways, script flags, learning rate, images seen), so that it
+    trained exactly as that variant does (else None)."""
     if r.get("variant") not in POOLING_BLIND or not r.get("tag") or "linear_probe_top1" not in r:
         return None
-    sibling = next((s for s in evals.values() if (s.get("variant"), s.get("budget")) == (r["variant"], r["budget"])
-                    and not s.get("tag") and "linear_probe_top1" in s and "pooling=" not in s["overrides"]), None)
-    return sibling if sibling and change(r, sibling) == "pooling=mean" else None
+    same = ("budget", "images_seen", "base_learning_rate", "extra_args")
+    for s in evals.values():
+        if (s.get("variant") == r["variant"] and not s.get("tag") and "linear_probe_top1" in s
+                and "stands_in" not in s and all(s.get(k) == r.get(k) for k in same)
+                and set(r["overrides"].split(",")) ^ set(s["overrides"].split(",")) == {"pooling=mean"}):
+            return s
+    return None
 
 
 def with_stand_ins(evals: dict) -> dict:
     """The evals with MAE completed where it ran at a seed only with `pooling=mean` (which its loss never reads: the
-    same training; its logged losses match the plain run's to 1e-4): that run, read out from its CLS token (`readout`
+    same training; its logged losses match the plain runs' within 3e-4 at 2x-8x): that run, read out from its CLS token (`readout`
     stage), is MAE at that seed, its own mean read-out the other read-out, and its fine-tunes (which read the CLS
     token whatever the pretraining pooled) are MAE's. A plain run at the same seed always wins."""
     plain = {(r["variant"], r["budget"], r["seed"]) for r in evals.values() if "linear_probe_top1" in r and not r.get("tag")}
@@ -170,10 +175,13 @@ def with_stand_ins(evals: dict) -> dict:
     for name, r in evals.items():
         key = (r.get("variant"), r.get("budget"), r.get("seed"))
         sibling = pooled_sibling(evals, r) if key not in plain else None
-        if sibling is None or r.get("other_readout", {}).get("pooling") != "cls":
+        if sibling is None or r.get("other_readout", {}).get("pooling") != "cls" or key in tags:
+            continue
+        target = name.replace(f"+{r['tag']}-", "-", 1)
+        if target in evals:  # a record of that name exists (e.g. a plain run's without figures): never overwrite it
             continue
         tags[key] = r["tag"]
-        completed[name.replace(f"+{r['tag']}-", "-", 1)] = {
+        completed[target] = {
             **r, "tag": "", "overrides": sibling["overrides"], "stands_in": name,
             **{k: r["other_readout"][k] for k in figures}, "other_readout": {"pooling": "mean", **{k: r[k] for k in figures}}}
     for name, r in evals.items():
@@ -201,7 +209,7 @@ def read_out_otherwise(evals: dict, variants: set) -> dict:
             swapped[name] = {**r, **{k: r["other_readout"][k] for k in figures}}
         elif not r.get("tag") and "pooling=" not in r.get("overrides", ""):
             key = (r.get("variant"), r.get("budget"), r.get("seed"))
-            stand_in = next((s for s in stand_ins.get(key, []) if change(s, r) == "pooling=mean"), None)
+            stand_in = next((s for s in stand_ins.get(key, []) if pooled_sibling(evals, s)), None)
             if stand_in:
                 swapped[name] = {**r, **{k: stand_in[k] for k in figures}}
     # ... and where only that run exists at a seed: it is the method there, read out from the mean
@@ -644,6 +652,11 @@ def write_report(out: Path) -> str:
              "Mean ± sample std over seeds (the seeds' values in brackets); few-shot: each seed's mean over its "
              "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
     lines += pretrain_table(evals)
+    stand_ins = sorted(name for name, r in evals.items() if "stands_in" in r and "linear_probe_top1" in r)
+    if stand_ins:
+        lines += ["", "Stand-ins (MAE trained with `pooling=mean`, which its loss never reads, read out from its CLS "
+                  "token; its fine-tunes are MAE's too): " + ", ".join(f"{n} = {evals[n]['stands_in']}" for n in stand_ins)
+                  + "."]
     paired = ("mean ± std over the seeds both ran (values in brackets), the difference of the means in points, and "
               "`better` / `worse` only where the seeds' ranges do not overlap (beyond the seed spread); otherwise "
               "`within spread`.")

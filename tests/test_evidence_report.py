@@ -136,6 +136,10 @@ def test_mae_trained_with_mean_pooling_stands_in_for_mae_at_a_seed_with_no_plain
     assert "| 0,1,2 |" in fine and "(40.0, 41.0, 42.0)" in fine
     assert "mae+mean (2x)" not in text.split("## Fine-tuning efficiency")[1]  # its fine-tunes are MAE's
     assert json.loads((tmp_path / "evals" / "mae+mean-2x-s2.json").read_text())["knn_top1"] == 0.38  # as measured
+    assert "mae-2x-s2 = mae+mean-2x-s2" in budget_table  # results.md says which run stands in
+    # the modified-methods table pairs separate runs only, not a run with itself read out otherwise
+    modified = text.split("## Modified methods against the unmodified ones")[1].split("\n## ")[0]
+    assert "| mae+mean (`pooling=mean`) | 2x | 1 |" in modified
 
 
 def test_mae_read_out_from_the_mean_is_compared_at_equal_compute_where_measured(tmp_path):
