@@ -12,6 +12,18 @@ report = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(report)
 
 
+FLOPS = {"macrl": 345.4, "mae": 239.2, "moco": 414.4}  # MFLOP per training image, as train_flops.py counts them
+
+
+def write_results(out, runs: dict, flops: dict | None = None) -> None:
+    """What cifar10_evidence.py leaves for the report: evals/<run>.json and, given FLOP counts, train_flops.json."""
+    (out / "evals").mkdir()
+    for name, r in runs.items():
+        (out / "evals" / f"{name}.json").write_text(json.dumps(r))
+    if flops:
+        (out / "train_flops.json").write_text(json.dumps({m: {"mflops_per_image": f} for m, f in flops.items()}))
+
+
 def run(variant, seed, knn, linear, tag="", extra=""):
     return {"variant": variant, "tag": tag, "budget": 2.0, "seed": seed, "images_seen": 99840, "knn_top1": knn,
             "linear_probe_top1": linear, "fewshot": {"0.01": [0.30, 0.32], "0.1": [0.40, 0.42]},
@@ -26,11 +38,7 @@ def test_modified_methods_are_compared_beyond_the_seed_spread(tmp_path):
             "macrl+swap-2x-s0": run("macrl", 0, 0.43, 0.47, "swap"), "macrl+rerun-2x-s0": run("macrl", 0, 0.45, 0.47, "rerun")}
     for name in ("moco+swap-2x-s0", "macrl+swap-2x-s0"):
         runs[name]["extra_args"] = "--strong_view_branch momentum"
-    (tmp_path / "evals").mkdir()
-    for name, r in runs.items():
-        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
-    (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
-                                                          (("macrl", 345.0), ("mae", 239.0), ("moco", 414.0))}))
+    write_results(tmp_path, runs, FLOPS)
     text = report.write_report(tmp_path)
     budget_table, candidates = text.split("## Modified methods")
     candidates, against_baselines = candidates.split("## Modified MACRL against the baselines")
@@ -115,9 +123,7 @@ def test_mae_trained_with_mean_pooling_stands_in_for_mae_at_a_seed_with_no_plain
             **{f"ft1-macrl-2x-s{s}": ft("macrl", s, 0.44 + s / 100) for s in range(3)},
             "ft1-mae-2x-s0": ft("mae", 0, 0.40), "ft1-mae-2x-s1": ft("mae", 1, 0.41),
             "ft1-mae+mean-2x-s2": ft("mae", 2, 0.42, "mean")}
-    (tmp_path / "evals").mkdir()
-    for name, r in runs.items():
-        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    write_results(tmp_path, runs)
     text = report.write_report(tmp_path)
     budget_table = text.split("## MACRL against each baseline")[0]
     mae = next(line for line in budget_table.splitlines() if line.startswith("| 2x (99,840) | mae |"))
@@ -152,11 +158,7 @@ def test_mae_read_out_from_the_mean_is_compared_at_equal_compute_where_measured(
             "mae+mean-21.8x-s2": {**at("mae", 21.8, 2, 0.45, 0.55, "mean", ",pooling=mean"),
                                   "other_readout": {"pooling": "cls", "knn_top1": 0.47, "linear_probe_top1": 0.52,
                                                     "fewshot": {"0.01": [0.3], "0.1": [0.4]}}}}
-    (tmp_path / "evals").mkdir()
-    for name, r in runs.items():
-        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
-    (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
-                                                          (("macrl", 345.4), ("mae", 239.2), ("moco", 414.4))}))
+    write_results(tmp_path, runs, FLOPS)
     text = report.write_report(tmp_path)
     cls = text.split("## MACRL against each baseline at equal training compute")[1].split("\n## ")[0]
     assert "| macrl 15.1x vs mae 21.8x | 0,2 |" in cls  # read from the CLS token: both seeds
@@ -187,13 +189,7 @@ def test_equal_compute_pairs_runs_whose_training_flops_match(tmp_path):
             "macrl+ldec-7.92x-s0": at("macrl", 7.92, 0, 0.50, "ldec"), "mae+ldec-16.1x-s0": at("mae", 16.1, 0, 0.44, "ldec"),
             "mae+ldec-25.4x-s0": at("mae", 25.4, 0, 0.45, "ldec"),  # MACRL+uq 4x's compute, another modification
             "macrl+rec0-8.82x-s0": at("macrl", 8.82, 0, 0.52, "rec0")}  # MACRL+ldec 7.92x's compute
-    (tmp_path / "evals").mkdir()
-    for name, r in runs.items():
-        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
-    (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
-                                                          (("macrl", 345.4), ("mae", 239.2), ("moco", 414.4),
-                                                           ("macrl+uq", 653.7), ("macrl+rec0", 188.0),
-                                                           ("macrl+ldec", 209.2), ("mae+ldec", 103.0))}))
+    write_results(tmp_path, runs, {**FLOPS, "macrl+uq": 653.7, "macrl+rec0": 188.0, "macrl+ldec": 209.2, "mae+ldec": 103.0})
     text = report.write_report(tmp_path).split("## MACRL against each baseline at equal training compute")[1]
     rows = {line.split(" | ")[1]: line for line in text.split("\n## ")[0].splitlines() if line.startswith("| ")}
     plain = rows["macrl 4.8x vs moco 4x"]
@@ -232,11 +228,7 @@ def test_finetunes_are_paired_at_equal_pretraining_compute(tmp_path):
             # a third seed run without the tag: the same method, so it pools with the rerun's seeds
             "macrl-9.6x-s2": at("macrl", 9.6, 2), "ft8-macrl-9.6x-s2": ft("macrl", 9.6, 2, 8.0, 0.57),
             "moco-8x-s2": at("moco", 8.0, 2), "ft8-moco-8x-s2": ft("moco", 8.0, 2, 8.0, 0.54)}
-    (tmp_path / "evals").mkdir()
-    for name, r in runs.items():
-        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
-    (tmp_path / "train_flops.json").write_text(json.dumps({v: {"mflops_per_image": f} for v, f in
-                                                          (("macrl", 345.4), ("mae", 239.2), ("moco", 414.4))}))
+    write_results(tmp_path, runs, FLOPS)
     text = report.write_report(tmp_path).split("## Fine-tuning at equal pretraining compute")[1]
     rows = [line for line in text.split("\n## ")[0].splitlines() if line.startswith("| 166")]
     assert len(rows) == 1 and "| macrl 9.6x vs moco 8x | 0,1,2 |" in rows[0], rows
@@ -274,9 +266,7 @@ def test_finetunes_are_paired_at_equal_images_budget_by_budget(tmp_path):
             "ft1-macrl-8x-s1": ft("macrl", 8.0, 1, 1.0, 0.42),  # MoCo's seed 1 has no 1-epoch run: one seed
             "ft8-macrl+uq-8x-s0": ft("macrl", 8.0, 0, 8.0, 0.10, "uq"),
             "ft8-macrl-15.1x-s0": ft("macrl", 15.1, 0, 8.0, 0.57)}
-    (tmp_path / "evals").mkdir()
-    for name, r in runs.items():
-        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    write_results(tmp_path, runs)
     text = report.write_report(tmp_path).split("## Fine-tuning at equal images, budget by budget")[1]
     rows = [line for line in text.split("\n## ")[0].splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split(" | ")[:3] for row in rows[1:]] == [["| 8x", "macrl vs moco", "0,1"]]
@@ -299,9 +289,7 @@ def test_modified_finetunes_are_paired_with_the_baseline_modified_alike(tmp_path
             "ft8-macrl+rerun-8x-s0": ft("macrl", 8.0, 0, 8.0, 0.55, "rerun"),
             "macrl-8x-s0": {**run("macrl", 0, 0.5, 0.5), "budget": 8.0},
             "macrl+rerun-8x-s0": {**run("macrl", 0, 0.5, 0.5, "rerun"), "budget": 8.0}}
-    (tmp_path / "evals").mkdir()
-    for name, r in runs.items():
-        (tmp_path / "evals" / f"{name}.json").write_text(json.dumps(r))
+    write_results(tmp_path, runs)
     text = report.write_report(tmp_path).split("## Modified MACRL fine-tuned against the baselines")[1]
     rows = {line.split(" | ")[1]: line for line in text.split("\n## ")[0].splitlines() if line.startswith("| ")}
     assert set(rows) - {"comparison", "---"} == {"macrl+ldec vs mae+ldec", "macrl+uq vs moco (unmodified)"}
