@@ -12,6 +12,7 @@ the CPU cores split between them; several invocations of a stage may run at once
     python benchmarks/cifar10_evidence.py attention --budget 8
     python benchmarks/cifar10_evidence.py teacher                                  # the EMA encoders, evaluated too
     python benchmarks/cifar10_evidence.py readout                                  # mean-pooled features too
+    python benchmarks/cifar10_evidence.py readout --readouts cls,mean,cls+mean     # all three, same weights
     python benchmarks/cifar10_evidence.py report                                   # tables and plots
     python benchmarks/cifar10_evidence.py pretrain ... --gpu                       # GPU sizing (see --gpu)
 
@@ -89,6 +90,9 @@ def parse_args(argv=None):
     p.add_argument("--finetune_samples", type=int, default=10000)
     p.add_argument("--finetune_seeds", default="0")
     p.add_argument("--attention_images", type=int, default=8)
+    p.add_argument("--readouts", default=None, help="readout: record these read-outs of each checkpoint on disk "
+                   "(some of cls, mean, cls+mean; `readouts` in its evals file) instead of the other one of its "
+                   "training's (`other_readout`)")
     p.add_argument("--gpu", action="store_true",
                    help="GPU sizing: the full preset, a unit of 20 epochs, batch 512, bf16, 8 loader workers, "
                         "base LR 1.5e-4, one job at a time, fine-tuning on all 50,000 images")
@@ -160,6 +164,14 @@ def frozen_features(args, run_dir: Path, branch: str = "online", pooling: str | 
     (the CLS token unless trained with `pooling=mean`) or as `pooling` asks, cached beside the checkpoint."""
     import torch
 
+    if pooling == "cls+mean":  # from the two read-outs' caches
+        from macrl_hf.evaluation import concat_readout
+
+        cls_train, train_y, cls_test, test_y = frozen_features(args, run_dir, branch, "cls")
+        mean_train, _, mean_test, _ = frozen_features(args, run_dir, branch, "mean")
+        return concat_readout(cls_train, mean_train), train_y, concat_readout(cls_test, mean_test), test_y
+    if pooling == json.loads((run_dir / "config.json").read_text()).get("pooling", "cls"):
+        pooling = None  # the read-out it was trained with: the cache the pretrain stage wrote
     suffix = ("" if branch == "online" else f"_{branch}") + (f"_{pooling}" if pooling else "")
     cache = run_dir / f"features{suffix}.pt"
     if cache.exists():
@@ -255,7 +267,7 @@ def frozen_evaluations(args, run_dir: Path, seed: int, branch: str = "online", p
 
 def runs_to_evaluate(args, key: str):
     """(name, evals, run directory) of every finished pretraining, not the untrained reference, whose checkpoint is
-    still on disk and whose evals lack `key` yet; only `--budget`'s if given."""
+    still on disk and whose evals lack `key` yet (any, for `key=None`); only `--budget`'s if given."""
     out = Path(args.output_dir)
     for name, result in load_evals(out).items():
         run_dir = out / "runs" / name
@@ -280,7 +292,10 @@ def readout_stage(args) -> None:
     """The online encoder of every finished run read out the other way too (the mean of the patch tokens for a run
     trained on the CLS token, the CLS token for one trained on the mean), recorded beside it (`other_readout` in its
     evals file): is the CLS read-out unfair to a method? MAE puts no loss on its CLS token; MoCo and MACRL do.
-    The unmodified methods' runs, or those of `--tag`; `--budget` for one budget only."""
+    The unmodified methods' runs, or those of `--tag`; `--budget` for one budget only. With `--readouts`, those
+    read-outs instead (`readouts` in its evals file), every one from the checkpoint now on disk."""
+    if args.readouts:
+        return readouts_stage(args, args.readouts.split(","))
     for name, result, run_dir in runs_to_evaluate(args, "other_readout"):
         if result.get("tag", "") != args.tag:
             continue
@@ -290,6 +305,25 @@ def readout_stage(args) -> None:
         result["other_readout"] = {"pooling": pooling,
                                    **frozen_evaluations(args, run_dir, result["seed"], pooling=pooling)}
         write_json(Path(args.output_dir) / "evals" / f"{name}.json", result)
+
+
+def readouts_stage(args, poolings: list[str]) -> None:
+    """`readout --readouts`: each read-out of `poolings` a run lacks, from the weights on disk (so that the read-outs
+    of one run compare the same weights, also where its checkpoint was re-created after its figures were taken)."""
+    from macrl_hf.evaluation import READOUTS
+
+    unknown = [p for p in poolings if p not in READOUTS]
+    if unknown:
+        sys.exit(f"--readouts: unknown read-out(s) {', '.join(unknown)}; choose from {', '.join(READOUTS)}")
+    for name, result, run_dir in runs_to_evaluate(args, key=None):
+        missing = [p for p in poolings if p not in result.get("readouts", {})]
+        if result.get("tag", "") != args.tag or not missing:
+            continue
+        for pooling in missing:
+            print(f"readout: {name} ({pooling})", flush=True)
+            figures = frozen_evaluations(args, run_dir, result["seed"], pooling=pooling)
+            result.setdefault("readouts", {})[pooling] = figures
+            write_json(Path(args.output_dir) / "evals" / f"{name}.json", result)  # each as it lands
 
 
 def finetune_command(args, job: dict, out: Path) -> list[str]:

@@ -431,6 +431,7 @@ def finetune_comparison_table(first: str, rows: list[str], epochs: list) -> list
 
 
 POOLINGS = {"cls": "CLS token", "mean": "mean of patch tokens"}
+READOUT_NAMES = ("cls", "mean", "cls+mean")
 
 
 def teacher_table(evals: dict) -> list[str]:
@@ -445,6 +446,53 @@ def readout_table(evals: dict) -> list[str]:
         trained = "cls" if other == "mean" else "mean"
         return f"{POOLINGS[trained]} (trained)", POOLINGS[other]
     return two_evaluations_table(evals, "other_readout", "read-out", labels)
+
+
+READOUT_PAIRS = (("cls", "cls"), ("mean", "mean"), ("cls+mean", "cls+mean"), ("cls+mean", "cls"), ("cls+mean", "mean"))
+
+
+def readouts_of(evals: dict) -> dict:
+    """(variant, budget, seed) -> {read-out: figures} of the unmodified runs read out several ways from the same
+    weights (`readout --readouts`)."""
+    return {(r["variant"], r["budget"], r["seed"]): r["readouts"] for r in evals.values()
+            if "readouts" in r and not r.get("tag") and "stands_in" not in r}
+
+
+def readouts_table(evals: dict) -> list[str]:
+    """Each method read out every way measured, over its seeds: which read-out suits which method."""
+    runs = readouts_of(evals)
+    groups = defaultdict(lambda: defaultdict(list))  # (budget, variant) -> read-out -> figures per seed
+    for (variant, budget, seed), readouts in sorted(runs.items(), key=lambda kv: kv[0][2]):
+        for pooling, figures in readouts.items():
+            groups[(budget, variant)][pooling].append((seed, figures))
+    if not groups:
+        return []
+    lines = ["| budget | method | read-out | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
+             "| --- | --- | --- | --- |" + " --- |" * len(METRICS)]
+    for budget, variant in sorted(groups, key=lambda k: (k[0], method_key(k[1]))):
+        for pooling in sorted(groups[(budget, variant)], key=READOUT_NAMES.index):
+            seeded = groups[(budget, variant)][pooling]
+            cells = [cell([get(f) for _, f in seeded]) for _, get in METRICS]
+            lines.append(f"| {budget:g}x | {variant} | {pooling} | {','.join(str(s) for s, _ in seeded)} | "
+                         + " | ".join(cells) + " |")
+    return lines
+
+
+def readouts_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
+    """`variant` read out one way against each baseline read out one way (READOUT_PAIRS), on the seeds where both
+    were measured from the weights on disk."""
+    runs = readouts_of(evals)
+    rows = []
+    for budget in sorted({b for _, b, _ in runs}):
+        for other in sorted({v for v, b, _ in runs if b == budget and v != variant}, key=method_key):
+            for mine, theirs in READOUT_PAIRS:
+                seeds = sorted(s for v, b, s in runs if v == variant and b == budget and (other, b, s) in runs
+                               and mine in runs[(v, b, s)] and theirs in runs[(other, b, s)])
+                if seeds:
+                    rows.append(comparison_row(budget, f"{variant} ({mine}) vs {other} ({theirs})", seeds,
+                                               [runs[(variant, budget, s)][mine] for s in seeds],
+                                               [runs[(other, budget, s)][theirs] for s in seeds]))
+    return comparison_table(rows)
 
 
 def two_evaluations_table(evals: dict, key: str, column: str, labels) -> list[str]:
@@ -687,6 +735,13 @@ def write_report(out: Path) -> str:
         ("MACRL against each baseline, all read out from the mean of the patch tokens", "As above, every method's "
          "features the mean of its patch tokens. " + paired,
          readout_gaps_table(evals, {"macrl", "mae", "moco"})),
+        ("Every method read out three ways (same weights)", "The CLS token, the mean of the patch tokens, and the "
+         "two concatenated (`cls+mean`, each half L2-normalised: DINOv2's linear-evaluation read-out), each from the "
+         "checkpoint on disk (`cifar10_evidence.py readout --readouts cls,mean,cls+mean`; re-created with the "
+         "pretrain stage's command where it had been deleted, so its CLS figures may differ from the tables above "
+         "in the last digit).", readouts_table(evals)),
+        ("MACRL against each baseline, each read out one way", "From the same measurements; " + paired,
+         readouts_gaps_table(evals)),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
         ("Fine-tuning at equal images, budget by budget", "Each cell: test top-1 after N fine-tuning epochs from "
          "MACRL's checkpoint vs from a baseline's pretrained on as many images, " + paired, finetune_gaps_table(evals)),

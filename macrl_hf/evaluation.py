@@ -16,10 +16,14 @@ probe and a few-shot logistic-regression probe (scikit-learn) on a small share o
 
     python -m macrl_hf.evaluation knn --model_name_or_path DIR --dataset_name ... (or --train_dir/--validation_dir)
     python -m macrl_hf.evaluation fewshot --model_name_or_path DIR --dataset_name ... --label_fractions 0.01 0.1
+
+`--pooling` picks the read-out: the CLS token, the mean of the patch tokens, or both concatenated (`cls+mean`, the
+read-out of DINOv2's linear evaluation); by default the one the checkpoint was pretrained with.
 """
 
 import argparse
 import logging
+import math
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +34,25 @@ from .data import load_image_data
 from .labels import resolve_labels
 from .transforms import ImageTransform, collate_images, eval_view
 
+READOUTS = ("cls", "mean", "cls+mean")
+
+
+def pool_features(hidden: torch.Tensor, pooling: str = "cls") -> torch.Tensor:
+    """L2-normalised features of a `(batch, 1 + patches, hidden)` last hidden state: the CLS token, the mean of the
+    patch tokens, or the two concatenated (`cls+mean`, each normalised, so that each half weighs the same)."""
+    if pooling not in READOUTS:
+        raise ValueError(f"pooling={pooling!r}: must be one of {READOUTS}")
+    if pooling == "cls+mean":
+        return concat_readout(pool_features(hidden, "cls"), pool_features(hidden, "mean"))
+    pooled = hidden[:, 1:].mean(dim=1) if pooling == "mean" else hidden[:, 0]
+    return F.normalize(pooled.float(), dim=1)
+
+
+def concat_readout(cls_features: torch.Tensor, mean_features: torch.Tensor) -> torch.Tensor:
+    """The `cls+mean` read-out from the two normalised read-outs: unit norm again, so that its cosine similarity is
+    the mean of theirs."""
+    return torch.cat((cls_features, mean_features), dim=1) / math.sqrt(2)
+
 
 @torch.no_grad()
 def extract_features(
@@ -38,7 +61,7 @@ def extract_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised pooled features of the whole, unmasked images, and their labels.
 
-    `encoder` is a `MacrlModel` or a transformers `ViTModel`; `pooling` is "cls" or "mean" (of patch tokens).
+    `encoder` is a `MacrlModel` or a transformers `ViTModel`; `pooling` is one of READOUTS (see pool_features).
     """
     view = ImageTransform(image_column, {"pixel_values": eval_view(image_size, mean, std)}, keep_columns=[label_column])
     loader = DataLoader(dataset.with_transform(view), batch_size=batch_size, num_workers=num_workers,
@@ -51,8 +74,7 @@ def extract_features(
         if "pixel_values" not in batch:
             continue
         hidden = encoder(pixel_values=batch["pixel_values"].to(device)).last_hidden_state
-        pooled = hidden[:, 1:].mean(dim=1) if pooling == "mean" else hidden[:, 0]
-        features.append(F.normalize(pooled.float(), dim=1).cpu())
+        features.append(pool_features(hidden, pooling).cpu())
         labels.append(batch[label_column].cpu())
     encoder.train(was_training)
     return torch.cat(features), torch.cat(labels)
@@ -150,9 +172,11 @@ KNN_KS = (10, 20, 200)
 
 
 def checkpoint_features(model_name_or_path, train, validation, labels, image_column: str, batch_size: int = 256,
-                        num_workers: int = 0, device: str | None = None):
-    """(train features, train labels, validation features, validation labels) of a MACRL or ViT checkpoint."""
-    encoder, processor, pooling = load_encoder(model_name_or_path)
+                        num_workers: int = 0, device: str | None = None, pooling: str | None = None):
+    """(train features, train labels, validation features, validation labels) of a MACRL or ViT checkpoint, read
+    out as `pooling` says or, by default, as the checkpoint was pretrained."""
+    encoder, processor, trained_pooling = load_encoder(model_name_or_path)
+    pooling = pooling or trained_pooling
     encoder.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     common = dict(image_column=image_column, label_column=labels.column, image_size=encoder.config.image_size,
                   mean=processor.image_mean, std=processor.image_std, batch_size=batch_size, num_workers=num_workers,
@@ -162,10 +186,11 @@ def checkpoint_features(model_name_or_path, train, validation, labels, image_col
 
 
 def knn_evaluate(model_name_or_path, train, validation, labels, image_column: str, ks=KNN_KS, temperature=0.07,
-                 batch_size: int = 256, num_workers: int = 0, device: str | None = None) -> dict[int, float]:
+                 batch_size: int = 256, num_workers: int = 0, device: str | None = None,
+                 pooling: str | None = None) -> dict[int, float]:
     """Weighted kNN top-1 accuracy of a MACRL or ViT checkpoint's features, for each k in `ks`."""
     train_x, train_y, test_x, test_y = checkpoint_features(model_name_or_path, train, validation, labels,
-                                                           image_column, batch_size, num_workers, device)
+                                                           image_column, batch_size, num_workers, device, pooling)
     return {k: knn_accuracy(train_x, train_y, test_x, test_y, k, temperature, num_classes=len(labels.names))
             for k in ks}
 
@@ -185,6 +210,8 @@ def _add_common_arguments(parser) -> None:
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--num_workers", type=int, default=0)
     parser.add_argument("--device", help="default: cuda when available, else cpu")
+    parser.add_argument("--pooling", choices=READOUTS, help="the read-out: the CLS token, the mean of the patch "
+                        "tokens or both concatenated (default: as the checkpoint was pretrained; CLS for a ViT)")
     parser.add_argument("--cache_dir")
     parser.add_argument("--seed", type=int, default=42, help="seed of the train/validation split")
 
@@ -221,7 +248,7 @@ def main(argv=None) -> dict:
     labels = resolve_labels(data.train, data.validation, data.label_column, data.name, from_folders=bool(
         args.dataset_name is None and (args.train_dir or args.validation_dir)))
     features = checkpoint_features(args.model_name_or_path, data.train, data.validation, labels, data.image_column,
-                                   args.batch_size, args.num_workers, args.device)
+                                   args.batch_size, args.num_workers, args.device, args.pooling)
     header = (f"on {data.name}: {len(data.train)} train / {len(data.validation)} validation images, "
               f"{len(labels.names)} classes")
     if args.command == "knn":

@@ -311,6 +311,25 @@ def test_knn_separates_colours(toy, finetuned, capsys):
     assert "k=10 " in printed and "k=200" in printed and "top-1" in printed
 
 
+def test_readouts_pool_the_cls_token_the_patch_tokens_or_both(toy, capsys):
+    from macrl_hf.evaluation import pool_features
+
+    hidden = torch.randn(4, 1 + 16, 8)
+    cls, mean, both = (pool_features(hidden, p) for p in ("cls", "mean", "cls+mean"))
+    assert torch.allclose(cls, torch.nn.functional.normalize(hidden[:, 0], dim=1))
+    assert torch.allclose(mean, torch.nn.functional.normalize(hidden[:, 1:].mean(1), dim=1))
+    assert both.shape == (4, 16) and torch.allclose(both.norm(dim=1), torch.ones(4))
+    assert torch.allclose(both @ both.T, (cls @ cls.T + mean @ mean.T) / 2, atol=1e-6)  # the two halves weigh alike
+    with pytest.raises(ValueError, match=r"pooling='max': must be one of \('cls', 'mean', 'cls\+mean'\)"):
+        pool_features(hidden, "max")
+    common = ["--model_name_or_path", toy["macrl"], "--train_dir", toy["train"], "--validation_dir", toy["val"],
+              "--cache_dir", toy["cache"], "--k", "10"]
+    assert evaluation_main(["knn", *common, "--pooling", "cls+mean"])[10] >= 0.9
+    with pytest.raises(SystemExit):
+        evaluation_main(["knn", *common, "--pooling", "max"])
+    assert "invalid choice: 'max'" in capsys.readouterr().err
+
+
 def test_attention_maps_are_written(toy, finetuned, tmp_path):
     image = next(Path(toy["val"]).glob("blue/*.png"))
     for name, model in (("macrl", toy["macrl"]), ("vit", str(finetuned[0]))):

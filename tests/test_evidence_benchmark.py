@@ -65,6 +65,15 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     readout = json.loads((tmp_path / "out" / "evals" / "macrl-1x-s0.json").read_text())["other_readout"]
     assert readout["pooling"] == "mean" and 0 <= readout["linear_probe_top1"] <= 1
     assert (tmp_path / "out" / "runs" / "macrl-1x-s0" / "features_mean.pt").exists()
+    evidence("readout", "--readouts", "cls,mean,cls+mean", *common)
+    run = json.loads((tmp_path / "out" / "evals" / "macrl-1x-s0.json").read_text())
+    assert set(run["readouts"]) == {"cls", "mean", "cls+mean"}
+    # the same weights read out as trained give the pretrain stage's figures; the other way, the readout stage's
+    assert {k: run["readouts"]["cls"][k] for k in ("knn_top1", "linear_probe_top1")} == {
+        k: run[k] for k in ("knn_top1", "linear_probe_top1")}
+    assert run["readouts"]["mean"]["knn_top1"] == readout["knn_top1"]
+    assert not (tmp_path / "out" / "runs" / "macrl-1x-s0" / "features_cls.pt").exists()  # its features.pt is that
+    assert "readout:" not in evidence("readout", "--readouts", "cls+mean", *common)  # measured: not redone
     evidence("finetune", "--budget", "1", "--variants", "macrl", "--finetune_epochs", "1", "--finetune_samples",
              "24", *common)
     evidence("finetune", "--budget", "0", "--variants", "macrl", "--finetune_epochs", "1",
@@ -97,7 +106,7 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     assert unmodified.strip() in report and modified.strip() in report
     for expected in ("| 1x (48) | macrl |", "0 (untrained)", "Fine-tuning efficiency", "centre share",
                      "momentum (EMA)", "| macrl 1x seed 0 | mean of patch tokens |",
-                     "| untrained encoder (no pretraining) |"):
+                     "| untrained encoder (no pretraining) |", "| 1x | macrl | cls+mean | 0 |"):
         assert expected in report, expected
     for figure in ("budget_curve.png", "fewshot_curve.png", "finetune_curve.png", "attention-1x.png",
                    "attention-1x-t.png"):

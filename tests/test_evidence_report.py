@@ -296,3 +296,29 @@ def test_modified_finetunes_are_paired_with_the_baseline_modified_alike(tmp_path
     assert rows["macrl+ldec vs mae+ldec"].startswith("| 7.92x |") and "| 0,1 |" in rows["macrl+ldec vs mae+ldec"]
     assert rows["macrl+ldec vs mae+ldec"].rstrip(" |").endswith("+3.0, better")  # 53, 54 against 50, 51
     assert "49.0 vs 52.0: -3.0, one seed" in rows["macrl+uq vs moco (unmodified)"]
+
+
+def test_every_read_out_is_tabled_and_macrl_compared_one_read_out_against_another():
+    def readouts(r, **figures):
+        return {**r, "readouts": {p: {"knn_top1": knn, "linear_probe_top1": linear,
+                                      "fewshot": {"0.01": [0.30], "0.1": [0.40]}}
+                                  for p, (knn, linear) in figures.items()}}
+    both = "cls+mean"
+    evals = {"macrl-2x-s0": readouts(run("macrl", 0, 0.44, 0.47), cls=(0.44, 0.47), mean=(0.42, 0.46),
+                                     **{both: (0.45, 0.50)}),
+             "macrl-2x-s1": readouts(run("macrl", 1, 0.46, 0.48), cls=(0.46, 0.48), **{both: (0.46, 0.51)}),
+             "mae-2x-s0": readouts(run("mae", 0, 0.40, 0.46), cls=(0.40, 0.46), mean=(0.38, 0.49), **{both: (0.40, 0.49)}),
+             "mae-2x-s1": readouts(run("mae", 1, 0.41, 0.45), cls=(0.41, 0.45), mean=(0.39, 0.48)),
+             "macrl+t-2x-s0": readouts(run("macrl", 0, 0.1, 0.1, "t"), cls=(0.1, 0.1)),  # a modified method: not here
+             "moco-2x-s0": run("moco", 0, 0.46, 0.48)}  # never read out several ways: no row
+    table = report.readouts_table(evals)[2:]
+    assert [line.split(" | ")[1:4] for line in table] == [
+        ["macrl", "cls", "0,1"], ["macrl", "mean", "0"], ["macrl", both, "0,1"],
+        ["mae", "cls", "0,1"], ["mae", "mean", "0,1"], ["mae", both, "0"]]
+    assert "| 50.5 ± 0.7 (50.0, 51.0) |" in table[2]
+    rows = {line.split(" | ")[1]: line for line in report.readouts_gaps_table(evals)[2:]}
+    assert set(rows) == {f"macrl ({a}) vs mae ({b})" for a, b in report.READOUT_PAIRS}
+    assert "| 0,1 |" in rows["macrl (cls+mean) vs mae (mean)"]  # the seeds where both read-outs were measured
+    assert "50.5 ± 0.7 (50.0, 51.0) vs 48.5 ± 0.7 (49.0, 48.0): +2.0, better" in rows["macrl (cls+mean) vs mae (mean)"]
+    assert "| 0 |" in rows["macrl (cls+mean) vs mae (cls+mean)"] and "+1.0, one seed" in rows["macrl (cls+mean) vs mae (cls+mean)"]
+    assert "| 0 |" in rows["macrl (mean) vs mae (mean)"]
