@@ -448,7 +448,9 @@ def readout_table(evals: dict) -> list[str]:
     return two_evaluations_table(evals, "other_readout", "read-out", labels)
 
 
-READOUT_PAIRS = (("cls", "cls"), ("mean", "mean"), ("cls+mean", "cls+mean"), ("cls+mean", "cls"), ("cls+mean", "mean"))
+# like against like: `cls+mean` gives the probes twice the features, so it lifts every method (and each method's
+# better single read-out is compared in the read-out tables above)
+READOUT_PAIRS = (("cls", "cls"), ("mean", "mean"), ("cls+mean", "cls+mean"))
 
 
 def readouts_of(evals: dict) -> dict:
