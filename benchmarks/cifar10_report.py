@@ -431,7 +431,6 @@ def finetune_comparison_table(first: str, rows: list[str], epochs: list) -> list
 
 
 POOLINGS = {"cls": "CLS token", "mean": "mean of patch tokens"}
-READOUT_NAMES = ("cls", "mean", "cls+mean")
 
 
 def teacher_table(evals: dict) -> list[str]:
@@ -448,9 +447,7 @@ def readout_table(evals: dict) -> list[str]:
     return two_evaluations_table(evals, "other_readout", "read-out", labels)
 
 
-# like against like: `cls+mean` gives the probes twice the features, so it lifts every method (and each method's
-# better single read-out is compared in the read-out tables above)
-READOUT_PAIRS = (("cls", "cls"), ("mean", "mean"), ("cls+mean", "cls+mean"))
+READOUTS = ("cls", "mean", "cls+mean")  # `readout --readouts`, in table order
 
 
 def readouts_of(evals: dict) -> dict:
@@ -472,7 +469,7 @@ def readouts_table(evals: dict) -> list[str]:
     lines = ["| budget | method | read-out | seeds | " + " | ".join(name for name, _ in METRICS) + " |",
              "| --- | --- | --- | --- |" + " --- |" * len(METRICS)]
     for budget, variant in sorted(groups, key=lambda k: (k[0], method_key(k[1]))):
-        for pooling in sorted(groups[(budget, variant)], key=READOUT_NAMES.index):
+        for pooling in sorted(groups[(budget, variant)], key=READOUTS.index):
             seeded = groups[(budget, variant)][pooling]
             cells = [cell([get(f) for _, f in seeded]) for _, get in METRICS]
             lines.append(f"| {budget:g}x | {variant} | {pooling} | {','.join(str(s) for s, _ in seeded)} | "
@@ -481,19 +478,20 @@ def readouts_table(evals: dict) -> list[str]:
 
 
 def readouts_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
-    """`variant` read out one way against each baseline read out one way (READOUT_PAIRS), on the seeds where both
-    were measured from the weights on disk."""
+    """`variant` against each baseline, both read out the same way, on the seeds where both were measured from the
+    weights on disk. Like against like only: `cls+mean` gives the probes twice the features and lifts every method
+    (each method's better single read-out is compared in the read-out tables above)."""
     runs = readouts_of(evals)
     rows = []
     for budget in sorted({b for _, b, _ in runs}):
         for other in sorted({v for v, b, _ in runs if b == budget and v != variant}, key=method_key):
-            for mine, theirs in READOUT_PAIRS:
+            for pooling in READOUTS:
                 seeds = sorted(s for v, b, s in runs if v == variant and b == budget and (other, b, s) in runs
-                               and mine in runs[(v, b, s)] and theirs in runs[(other, b, s)])
+                               and pooling in runs[(v, b, s)] and pooling in runs[(other, b, s)])
                 if seeds:
-                    rows.append(comparison_row(budget, f"{variant} ({mine}) vs {other} ({theirs})", seeds,
-                                               [runs[(variant, budget, s)][mine] for s in seeds],
-                                               [runs[(other, budget, s)][theirs] for s in seeds]))
+                    rows.append(comparison_row(budget, f"{variant} ({pooling}) vs {other} ({pooling})", seeds,
+                                               [runs[(variant, budget, s)][pooling] for s in seeds],
+                                               [runs[(other, budget, s)][pooling] for s in seeds]))
     return comparison_table(rows)
 
 

@@ -311,7 +311,8 @@ def test_knn_separates_colours(toy, finetuned, capsys):
     assert "k=10 " in printed and "k=200" in printed and "top-1" in printed
 
 
-def test_readouts_pool_the_cls_token_the_patch_tokens_or_both(toy, capsys):
+def test_readouts_pool_the_cls_token_the_patch_tokens_or_both(toy, capsys, monkeypatch):
+    from macrl_hf import evaluation
     from macrl_hf.evaluation import pool_features
 
     hidden = torch.randn(4, 1 + 16, 8)
@@ -324,7 +325,10 @@ def test_readouts_pool_the_cls_token_the_patch_tokens_or_both(toy, capsys):
         pool_features(hidden, "max")
     common = ["--model_name_or_path", toy["macrl"], "--train_dir", toy["train"], "--validation_dir", toy["val"],
               "--cache_dir", toy["cache"], "--k", "10"]
+    asked = []
+    monkeypatch.setattr(evaluation, "pool_features", lambda h, p: asked.append(p) or pool_features(h, p))
     assert evaluation_main(["knn", *common, "--pooling", "cls+mean"])[10] >= 0.9
+    assert asked[0] == "cls+mean"  # the flag reaches the features (colours separate whatever the read-out)
     with pytest.raises(SystemExit):
         evaluation_main(["knn", *common, "--pooling", "max"])
     assert "invalid choice: 'max'" in capsys.readouterr().err
