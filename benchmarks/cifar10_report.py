@@ -452,9 +452,22 @@ READOUTS = ("cls", "mean", "cls+mean")  # `readout --readouts`, in table order
 
 def readouts_of(evals: dict) -> dict:
     """(variant, budget, seed) -> {read-out: figures} of the unmodified runs read out several ways from the same
-    weights (`readout --readouts`)."""
-    return {(r["variant"], r["budget"], r["seed"]): r["readouts"] for r in evals.values()
+    weights (`readout --readouts`); for MAE, where its own checkpoint is gone, the run that differs from it only by
+    `pooling=mean` (the same training, see `with_stand_ins`): read out every way, its weights are MAE's."""
+    runs = {(r["variant"], r["budget"], r["seed"]): r["readouts"] for r in evals.values()
             if "readouts" in r and not r.get("tag") and "stands_in" not in r}
+    for r in evals.values():
+        if "readouts" in r and pooled_sibling(evals, r):
+            runs.setdefault((r["variant"], r["budget"], r["seed"]), r["readouts"])
+    return runs
+
+
+def readout_stand_ins(evals: dict) -> list[str]:
+    """The runs whose read-outs stand in for their method's in `readouts_of` (named in the report)."""
+    plain = {(r["variant"], r["budget"], r["seed"]) for r in evals.values()
+             if "readouts" in r and not r.get("tag") and "stands_in" not in r}
+    return sorted(name for name, r in evals.items() if "readouts" in r and pooled_sibling(evals, r)
+                  and (r["variant"], r["budget"], r["seed"]) not in plain)
 
 
 def readouts_table(evals: dict) -> list[str]:
@@ -739,7 +752,9 @@ def write_report(out: Path) -> str:
          "two concatenated (`cls+mean`, each half L2-normalised: DINOv2's linear-evaluation read-out), each from the "
          "checkpoint on disk (`cifar10_evidence.py readout --readouts cls,mean,cls+mean`; re-created with the "
          "pretrain stage's command where it had been deleted, so its CLS figures may differ from the tables above "
-         "in the last digit).", readouts_table(evals)),
+         "by up to 0.8)." + (" MAE's run trained with `pooling=mean` only, where its plain checkpoint is gone (the "
+         "same training): " + ", ".join(readout_stand_ins(evals)) + "." if readout_stand_ins(evals) else ""),
+         readouts_table(evals)),
         ("MACRL against each baseline, each read out one way", "From the same measurements; " + paired,
          readouts_gaps_table(evals)),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),

@@ -322,3 +322,23 @@ def test_every_read_out_is_tabled_and_macrl_compared_one_read_out_against_anothe
     assert "45.0 ± 1.4 (44.0, 46.0) vs 40.5 ± 0.7 (40.0, 41.0): +4.5, better" in rows["macrl (cls) vs mae (cls)"]
     assert "| 0 |" in rows["macrl (cls+mean) vs mae (cls+mean)"] and "+1.0, one seed" in rows["macrl (cls+mean) vs mae (cls+mean)"]
     assert "| 0 |" in rows["macrl (mean) vs mae (mean)"]
+
+
+def test_mae_read_out_three_ways_from_its_mean_pooled_run_where_its_plain_checkpoint_is_gone(tmp_path):
+    """MAE's `pooling=mean` run (the same training) gives MAE's read-outs at a seed whose plain run has none; a plain
+    run's own read-outs win, a run with another change gives none, and the report names the stand-in."""
+    def readouts(r, linear):
+        return {**r, "readouts": {p: {"knn_top1": 0.4, "linear_probe_top1": linear,
+                                      "fewshot": {"0.01": [0.30], "0.1": [0.40]}} for p in ("cls", "cls+mean")}}
+    runs = {"macrl-2x-s0": readouts(run("macrl", 0, 0.4, 0.5), 0.50),
+            "macrl-2x-s1": readouts(run("macrl", 1, 0.4, 0.5), 0.52),
+            "mae-2x-s0": run("mae", 0, 0.4, 0.4), "mae-2x-s1": readouts(run("mae", 1, 0.4, 0.4), 0.47),
+            "mae+mean-2x-s0": readouts(run("mae", 0, 0.4, 0.4, "mean", ",pooling=mean"), 0.45),
+            "mae+mean-2x-s1": readouts(run("mae", 1, 0.4, 0.4, "mean", ",pooling=mean"), 0.10),  # plain s1 wins
+            "mae+zz-2x-s0": readouts(run("mae", 0, 0.4, 0.4, "zz", ",pooling=mean,mask_ratio=0.5"), 0.10)}
+    write_results(tmp_path, runs)
+    text = report.write_report(tmp_path).split("## Every method read out three ways")[1].split("\n## ")[0]
+    assert "MAE's run trained with `pooling=mean` only" in text and ": mae+mean-2x-s0." in text
+    mae = [line for line in text.splitlines() if line.startswith("| 2x | mae |")]
+    assert [line.split(" | ")[2:4] for line in mae] == [["cls", "0,1"], ["cls+mean", "0,1"]]
+    assert all("| 46.0 ± 1.4 (45.0, 47.0) |" in line for line in mae)
