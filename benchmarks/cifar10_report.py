@@ -447,27 +447,24 @@ def readout_table(evals: dict) -> list[str]:
     return two_evaluations_table(evals, "other_readout", "read-out", labels)
 
 
-READOUTS = ("cls", "mean", "cls+mean")  # `readout --readouts`, in table order
+READOUTS = ("cls", "mean", "cls+mean")  # macrl_hf.evaluation.READOUTS in table order (the report needs no torch)
+
+
+def readout_sources(evals: dict) -> dict:
+    """(variant, budget, seed) -> name of the run read out several ways from the same weights (`readout
+    --readouts`): the unmodified run; for MAE, where its own checkpoint is gone, the run that differs from it only by
+    `pooling=mean` (the same training, see `with_stand_ins`): read out every way, its weights are MAE's."""
+    sources = {(r["variant"], r["budget"], r["seed"]): name for name, r in evals.items()
+               if "readouts" in r and not r.get("tag") and "stands_in" not in r}
+    for name, r in evals.items():
+        if "readouts" in r and r.get("variant") in POOLING_BLIND and r.get("tag") and pooled_sibling(evals, r):
+            sources.setdefault((r["variant"], r["budget"], r["seed"]), name)
+    return sources
 
 
 def readouts_of(evals: dict) -> dict:
-    """(variant, budget, seed) -> {read-out: figures} of the unmodified runs read out several ways from the same
-    weights (`readout --readouts`); for MAE, where its own checkpoint is gone, the run that differs from it only by
-    `pooling=mean` (the same training, see `with_stand_ins`): read out every way, its weights are MAE's."""
-    runs = {(r["variant"], r["budget"], r["seed"]): r["readouts"] for r in evals.values()
-            if "readouts" in r and not r.get("tag") and "stands_in" not in r}
-    for r in evals.values():
-        if "readouts" in r and pooled_sibling(evals, r):
-            runs.setdefault((r["variant"], r["budget"], r["seed"]), r["readouts"])
-    return runs
-
-
-def readout_stand_ins(evals: dict) -> list[str]:
-    """The runs whose read-outs stand in for their method's in `readouts_of` (named in the report)."""
-    plain = {(r["variant"], r["budget"], r["seed"]) for r in evals.values()
-             if "readouts" in r and not r.get("tag") and "stands_in" not in r}
-    return sorted(name for name, r in evals.items() if "readouts" in r and pooled_sibling(evals, r)
-                  and (r["variant"], r["budget"], r["seed"]) not in plain)
+    """(variant, budget, seed) -> {read-out: figures}, from `readout_sources`."""
+    return {key: evals[name]["readouts"] for key, name in readout_sources(evals).items()}
 
 
 def readouts_table(evals: dict) -> list[str]:
@@ -714,6 +711,7 @@ def write_report(out: Path) -> str:
              "draws, then over seeds. Raw figures: `evals/*.json`.", "", "## Pretraining budget", ""]
     lines += pretrain_table(evals)
     stand_ins = sorted(name for name, r in evals.items() if "stands_in" in r and "linear_probe_top1" in r)
+    readout_stand_ins = sorted(name for name in readout_sources(evals).values() if evals[name].get("tag"))
     if stand_ins:
         lines += ["", "Stand-ins (MAE trained with `pooling=mean`, which its loss never reads, read out from its CLS "
                   "token; its fine-tunes are MAE's too): " + ", ".join(f"{n} = {evals[n]['stands_in']}" for n in stand_ins)
@@ -753,7 +751,7 @@ def write_report(out: Path) -> str:
          "checkpoint on disk (`cifar10_evidence.py readout --readouts cls,mean,cls+mean`; re-created with the "
          "pretrain stage's command where it had been deleted, so its CLS figures may differ from the tables above "
          "by up to 0.8)." + (" MAE's run trained with `pooling=mean` only, where its plain checkpoint is gone (the "
-         "same training): " + ", ".join(readout_stand_ins(evals)) + "." if readout_stand_ins(evals) else ""),
+         "same training): " + ", ".join(readout_stand_ins) + "." if readout_stand_ins else ""),
          readouts_table(evals)),
         ("MACRL against each baseline, each read out one way", "From the same measurements; " + paired,
          readouts_gaps_table(evals)),
