@@ -24,7 +24,8 @@ TrainingArguments flag works. `--protocol finetune` trains every weight (optiona
 `--layer_decay 0.75`); `--protocol linear_probe` freezes the encoder and trains BatchNorm1d(affine=False) + Linear on
 the CLS feature, folded into one linear layer when saved. Either way `--output_dir` holds a plain
 `ViTForImageClassification` with its id2label, a `ViTImageProcessor` and a model card: it loads with stock
-transformers (`pipeline("image-classification", model=output_dir)`), without this package.
+transformers (`pipeline("image-classification", model=output_dir)`), without this package. `--pooling mean`
+fine-tunes from the mean of the patch tokens as MAE does, saved as the equivalent stock `BeitForImageClassification`.
 """
 
 import logging
@@ -63,6 +64,10 @@ class ModelArguments:
                                                       "(model_type 'vit'), local directory or Hub id."})
     protocol: Literal["finetune", "linear_probe"] = field(default="finetune", metadata={
         "help": "finetune: train every weight; linear_probe: freeze the encoder, train a linear head on CLS."})
+    pooling: Literal["cls", "mean"] = field(default="cls", metadata={
+        "help": "What the fine-tuned head reads. cls: the CLS token, saved as a ViTForImageClassification; mean: the "
+                "mean of the patch tokens through a new LayerNorm, MAE's global-pool fine-tuning, saved as a "
+                "BeitForImageClassification (stock transformers: the same blocks). --protocol finetune only."})
     ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "Replace a checkpoint's classification "
                                                                    "head that has another number of labels."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache downloaded models and datasets."})
@@ -76,6 +81,9 @@ class ClassificationTrainingArguments(EpochTrainingArguments):
 
 
 def check_arguments(model_args: ModelArguments, training_args: ClassificationTrainingArguments) -> None:
+    if model_args.pooling != "cls" and model_args.protocol != "finetune":
+        raise ValueError(f"--pooling {model_args.pooling} applies to --protocol finetune only (the linear probe reads "
+                         "the CLS token)")
     decay = training_args.layer_decay
     if decay is not None:
         if model_args.protocol != "finetune":
@@ -114,16 +122,16 @@ def main(argv=None):
     from_folders = data_args.dataset_name is None and (data_args.train_dir or data_args.validation_dir) is not None
     labels = resolve_labels(data.train, data.validation, data.label_column, data.name, from_folders)
     logger.info("%d classes: %s", len(labels.names), labels.id2label)
-    if model_type == "vit":
+    if model_type == "vit" and model_args.pooling == "cls":  # --pooling mean always trains a new head
         check_head_size(model_args.model_name_or_path, checkpoint_config, labels, model_args.ignore_mismatched_sizes)
 
     model, image_processor = load_classifier(
         model_args.model_name_or_path, model_type, labels, model_args.protocol, model_args.ignore_mismatched_sizes,
-        model_args.cache_dir,
+        model_args.cache_dir, model_args.pooling,
     )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info("%s of %s (%s): %.2fM trainable parameters", model_args.protocol, model_args.model_name_or_path,
-                model_type, trainable / 1e6)
+    logger.info("%s of %s (%s) as %s: %.2fM trainable parameters", model_args.protocol,
+                model_args.model_name_or_path, model_type, type(model).__name__, trainable / 1e6)
 
     size, mean, std = model.config.image_size, image_processor.image_mean, image_processor.image_std
     train_dataset = eval_dataset = None
@@ -148,7 +156,7 @@ def main(argv=None):
 
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model()  # a plain ViTForImageClassification (a linear probe's BatchNorm folded in)
+        trainer.save_model()  # plain ViT (a linear probe's BatchNorm folded in) or, --pooling mean, BEiT
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
@@ -162,7 +170,8 @@ def main(argv=None):
         "tasks": "image-classification",
         "dataset": data.name,
         "dataset_tags": card_dataset_tag(data.name),
-        "tags": ["image-classification", "vision", "vit", "macrl", model_args.protocol.replace("_", "-")],
+        "tags": ["image-classification", "vision", "vit", "macrl", model_args.protocol.replace("_", "-")]
+        + (["mean-pooling"] if model_args.pooling == "mean" else []),
     }
     if training_args.push_to_hub:
         trainer.push_to_hub(**card)

@@ -89,6 +89,9 @@ def parse_args(argv=None):
     p.add_argument("--finetune_epochs", default="1,2,4,8")
     p.add_argument("--finetune_samples", type=int, default=10000)
     p.add_argument("--finetune_seeds", default="0")
+    p.add_argument("--finetune_pooling", choices=("cls", "mean"), default="cls",
+                   help="finetune: what the head reads (run_classification.py --pooling); mean is MAE's global-pool "
+                        "fine-tuning, recorded as `finetune_mean_top1` in ftmean<epochs>-<run>.json")
     p.add_argument("--attention_images", type=int, default=8)
     p.add_argument("--readouts", default=None, help="readout: record these read-outs of each checkpoint on disk "
                    "(some of cls, mean, cls+mean; `readouts` in its evals file) instead of the other one of its "
@@ -333,7 +336,7 @@ def finetune_command(args, job: dict, out: Path) -> list[str]:
            "--per_device_train_batch_size", "128", "--per_device_eval_batch_size", "512",
            "--learning_rate", "1e-3", "--layer_decay", "0.75", "--weight_decay", "0.05",
            "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--seed", str(job["seed"]),
-           "--disable_tqdm", "true"]
+           "--disable_tqdm", "true", "--pooling", job.get("pooling", "cls")]
     return cmd + (["--bf16", "true", "--dataloader_num_workers", "8"] if args.gpu else ["--use_cpu", "true"])
 
 
@@ -343,8 +346,9 @@ def finetune_job(args, job: dict) -> None:
         cmd = [sys.executable, str(ROOT / "run_classification.py"), *finetune_command(args, job, out)]
         subprocess.run(cmd, check=True, cwd=ROOT)
     results = json.loads((out / "all_results.json").read_text())
+    key = "finetune_top1" if job.get("pooling", "cls") == "cls" else f"finetune_{job['pooling']}_top1"
     write_json(Path(args.output_dir) / "evals" / f"{job['name']}.json", {
-        **{k: job[k] for k in ("variant", "tag", "budget", "seed", "epochs")}, "finetune_top1": results["eval_accuracy"],
+        **{k: job[k] for k in ("variant", "tag", "budget", "seed", "epochs")}, key: results["eval_accuracy"],
         "finetune_samples": args.finetune_samples, "train_runtime": results.get("train_runtime")})
 
 
@@ -559,10 +563,11 @@ def finetune_jobs(args) -> list[dict]:
             source = Path(args.output_dir) / "runs" / run_name(variant, budget, seed, args.tag)
             if not (source / "model.safetensors").exists():
                 sys.exit(f"finetune: {source} holds no finished pretraining; run the pretrain stage first")
+            prefix = "ft" if args.finetune_pooling == "cls" else f"ft{args.finetune_pooling}"
             for epochs in floats(args.finetune_epochs):
-                name = f"ft{epochs:g}-{run_name(variant, budget, seed, args.tag)}"
+                name = f"{prefix}{epochs:g}-{run_name(variant, budget, seed, args.tag)}"
                 jobs.append({"name": name, "variant": variant, "tag": args.tag, "budget": budget, "seed": seed,
-                             "epochs": epochs, "source": str(source)})
+                             "epochs": epochs, "source": str(source), "pooling": args.finetune_pooling})
     return sorted(jobs, key=lambda j: -j["epochs"])  # longest first: the two lanes end together
 
 

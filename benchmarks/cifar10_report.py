@@ -410,6 +410,50 @@ def finetune_candidate_gaps_table(evals: dict, variant: str = "macrl") -> list[s
     return finetune_comparison_table("budget", [row for row in rows if row], epochs)
 
 
+def finetune_pooling_groups(evals: dict) -> tuple[dict, dict, list]:
+    """The unmodified methods' fine-tunes by head: ({(variant, budget): {(epochs, seed): top1}} from the CLS token,
+    the same from the mean of the patch tokens (`finetune --finetune_pooling mean`), and the mean-pooled fine-tunes
+    that came from a POOLING_BLIND method's `pooling=mean` run, which stand in where its plain run was not fine-tuned
+    so (the same training, see pooled_sibling)). A plain run's fine-tune always wins."""
+    heads = {"finetune_top1": defaultdict(dict), "finetune_mean_top1": defaultdict(dict)}
+    stand_ins = {}  # (variant, budget, epochs, seed) -> the stand-in's name, while no plain run's replaces it
+    for plain in (False, True):  # plain runs last, so that they overwrite a stand-in
+        for name, r in sorted(evals.items()):
+            for key, groups in heads.items():
+                if key not in r or r["budget"] <= 0 or bool(r.get("tag")) == plain:
+                    continue
+                at = (r["variant"], r["budget"], r["epochs"], r["seed"])
+                if r.get("tag"):
+                    pretrained = evals.get(name.partition("-")[2])
+                    if key != "finetune_mean_top1" or not pretrained or pooled_sibling(evals, pretrained) is None:
+                        continue
+                    stand_ins[at] = name
+                elif key == "finetune_mean_top1":
+                    stand_ins.pop(at, None)
+                groups[at[:2]][at[2:]] = r[key]
+    return heads["finetune_top1"], heads["finetune_mean_top1"], sorted(stand_ins.values())
+
+
+def finetune_pooling_table(evals: dict, variant: str = "macrl") -> list[str]:
+    """Fine-tuned from the mean of the patch tokens (MAE's global-pool head) against the CLS token, from the same
+    checkpoints, and `variant` against each baseline with both heads on the mean, and with its own CLS head against
+    the baseline's mean head (each at the head its paper fine-tunes with)."""
+    cls_head, mean_head, _ = finetune_pooling_groups(evals)
+    if not mean_head:
+        return []
+    epochs = sorted({e for runs in mean_head.values() for e, _ in runs})
+    rows = [finetune_pair_row(f"{budget:g}x", f"{name}: mean vs CLS head", mean_head[(name, budget)],
+                              cls_head.get((name, budget), {}), epochs)
+            for name, budget in sorted(mean_head, key=lambda k: (k[1], method_key(k[0])))]
+    for budget in sorted({b for _, b in mean_head}):
+        for other in sorted({v for v, b in mean_head if b == budget and v != variant}, key=method_key):
+            rows.append(finetune_pair_row(f"{budget:g}x", f"{variant} vs {other}, both mean heads",
+                                          mean_head.get((variant, budget), {}), mean_head[(other, budget)], epochs))
+            rows.append(finetune_pair_row(f"{budget:g}x", f"{variant} CLS head vs {other} mean head",
+                                          cls_head.get((variant, budget), {}), mean_head[(other, budget)], epochs))
+    return finetune_comparison_table("budget", [row for row in rows if row], epochs)
+
+
 def finetune_pair_row(first: str, label: str, candidate: dict, base: dict, epochs: list) -> str | None:
     """One row of fine-tuned top-1, {(epochs, seed): top1} against the same, epoch count by epoch count on the
     seeds both ran at it (see compare); None when they share no seed."""
@@ -764,6 +808,13 @@ def write_report(out: Path) -> str:
         ("Fine-tuning at equal pretraining compute", "Each cell: test top-1 after N fine-tuning epochs from MACRL's "
          "checkpoint vs from a baseline's that cost the same training FLOPs, " + paired,
          finetune_equal_compute_table(evals, flops) if flops else []),
+        ("Fine-tuning from the mean of the patch tokens (MAE's global-pool head)", "The same checkpoints fine-tuned "
+         "with a head on the CLS token (`ViTForImageClassification`, the tables above) and on a LayerNorm of the mean "
+         "of the patch tokens, as MAE fine-tunes (`cifar10_evidence.py finetune --finetune_pooling mean`, "
+         "`run_classification.py --pooling mean`). " + paired + (" From MAE's `pooling=mean` runs where its plain "
+         "checkpoint is gone (the same training): " + ", ".join(finetune_pooling_groups(evals)[2]) + "."
+         if finetune_pooling_groups(evals)[2] else ""),
+         finetune_pooling_table(evals)),
     )
     for title, intro, rows in sections:
         if rows:

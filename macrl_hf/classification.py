@@ -13,7 +13,8 @@
 # limitations under the License.
 """Image classification on top of a MACRL (or any ViT) encoder: model building, data pieces, metrics, Trainer.
 
-Used by `run_classification.py`; the output is always a plain `ViTForImageClassification`.
+Used by `run_classification.py`; the output is a plain `ViTForImageClassification` (the CLS token), or with
+`pooling="mean"` a plain `BeitForImageClassification` (MAE's global-pool head, see `global_pool.py`).
 """
 
 import dataclasses
@@ -25,11 +26,12 @@ import evaluate
 import torch
 from huggingface_hub import ModelCard
 from torchvision.transforms import v2
-from transformers import Trainer, ViTConfig, ViTForImageClassification
+from transformers import Trainer, ViTConfig, ViTForImageClassification, ViTModel
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .checkpoints import vit_image_processor
 from .export import image_processor_for, load_macrl_config, vit_from_macrl
+from .global_pool import POOLINGS, mean_pooled_classifier
 from .labels import Labels
 from .linear_probe import ViTLinearProbeForImageClassification
 from .modeling_macrl import MacrlModel
@@ -65,12 +67,18 @@ def check_head_size(model_name_or_path, config_dict: dict, labels: Labels, ignor
 
 
 def load_classifier(model_name_or_path, model_type: str, labels: Labels, protocol: str = "finetune",
-                    ignore_mismatched_sizes: bool = False, cache_dir: str | None = None):
-    """(model, image processor): a `ViTForImageClassification` (finetune) or a
-    `ViTLinearProbeForImageClassification` (linear_probe) whose encoder holds the checkpoint's weights. A MACRL
-    checkpoint's online encoder loads by its ViT parameter names."""
+                    ignore_mismatched_sizes: bool = False, cache_dir: str | None = None, pooling: str = "cls"):
+    """(model, image processor): a `ViTForImageClassification` (finetune), a `BeitForImageClassification` reading
+    the mean of the patch tokens (finetune, `pooling="mean"`) or a `ViTLinearProbeForImageClassification`
+    (linear_probe) whose encoder holds the checkpoint's weights. A MACRL checkpoint's online encoder loads by its ViT
+    parameter names."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"--protocol {protocol!r}: must be one of {PROTOCOLS}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"--pooling {pooling!r}: must be one of {POOLINGS}")
+    if pooling == "mean" and protocol != "finetune":
+        raise ValueError("--pooling mean applies to --protocol finetune only (the linear probe reads the CLS token)")
+    label_kwargs = {"id2label": labels.id2label, "label2id": labels.label2id}
     model_class = ViTLinearProbeForImageClassification if protocol == "linear_probe" else ViTForImageClassification
     if model_type == "macrl":
         config = load_macrl_config(model_name_or_path)
@@ -78,12 +86,19 @@ def load_classifier(model_name_or_path, model_type: str, labels: Labels, protoco
             logger.warning("%s was pretrained with mean pooling; the linear probe reads the CLS token, as "
                            "ViTForImageClassification does", model_name_or_path)
         encoder = MacrlModel.from_pretrained(model_name_or_path, config=config)
-        model = vit_from_macrl(encoder, model_class, id2label=labels.id2label, label2id=labels.label2id)
+        if pooling == "mean":
+            model = mean_pooled_classifier(vit_from_macrl(encoder, ViTModel), **label_kwargs)
+        else:
+            model = vit_from_macrl(encoder, model_class, **label_kwargs)
         return model, image_processor_for(model_name_or_path, config)
-    model = model_class.from_pretrained(
-        model_name_or_path, num_labels=len(labels.names), id2label=labels.id2label, label2id=labels.label2id,
-        ignore_mismatched_sizes=ignore_mismatched_sizes, cache_dir=cache_dir,
-    )
+    if pooling == "mean":
+        vit = ViTModel.from_pretrained(model_name_or_path, add_pooling_layer=False, cache_dir=cache_dir)
+        model = mean_pooled_classifier(vit, **label_kwargs)
+    else:
+        model = model_class.from_pretrained(
+            model_name_or_path, num_labels=len(labels.names), ignore_mismatched_sizes=ignore_mismatched_sizes,
+            cache_dir=cache_dir, **label_kwargs,
+        )
     return model, vit_image_processor(model_name_or_path, model.config.image_size, cache_dir)
 
 
@@ -128,8 +143,9 @@ def build_compute_metrics(num_labels: int):
 
 
 def layer_id(name: str, num_layers: int) -> int:
-    """0 for the embeddings, i + 1 for block i, num_layers + 1 for the final norm and the head (MAE's numbering)."""
-    name = name.removeprefix("vit.")
+    """0 for the embeddings, i + 1 for block i, num_layers + 1 for the final norm, the pooler's norm and the head
+    (MAE's numbering)."""
+    name = name.removeprefix("vit.").removeprefix("beit.")
     if name.startswith("embeddings."):
         return 0
     if name.startswith("layers."):

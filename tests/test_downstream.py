@@ -14,11 +14,12 @@ from conftest import TINY
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image
-from transformers import ViTConfig, ViTForImageClassification
+from transformers import BeitForImageClassification, ViTConfig, ViTForImageClassification, ViTModel
 
 from macrl_hf import MacrlConfig, MacrlForPreTraining, MacrlModel
 from macrl_hf.classification import layer_decay_param_groups
 from macrl_hf.evaluation import main as evaluation_main
+from macrl_hf.global_pool import mean_pooled_classifier
 from macrl_hf.labels import resolve_labels
 from macrl_hf.linear_probe import ViTLinearProbeForImageClassification
 from macrl_hf.visualize import main as visualize_main
@@ -99,6 +100,15 @@ def finetuned(toy):
 
 
 @pytest.fixture(scope="module")
+def mean_finetuned(toy):
+    out = toy["root"] / "mean_finetuned"
+    trainer = _run(["--model_name_or_path", toy["macrl"], "--train_dir", toy["train"], "--validation_dir", toy["val"],
+                    "--pooling", "mean", "--max_steps", "3", "--learning_rate", "1e-3", "--layer_decay", "0.75",
+                    "--save_strategy", "no"], toy, out)
+    return out, trainer
+
+
+@pytest.fixture(scope="module")
 def probed(toy):
     out = toy["root"] / "probe"
     recorded = {}
@@ -139,6 +149,45 @@ def test_finetune_writes_a_plain_classifier_with_metrics_and_card(toy, finetuned
     # Layer decay: one optimizer group per (layer, decay?) pair, the head at the full rate.
     lrs = sorted({group["initial_lr"] for group in trainer.optimizer.param_groups})
     assert lrs == pytest.approx([1e-3 * 0.75**i for i in (3, 2, 1, 0)])
+
+
+def test_mean_pooling_finetunes_maes_global_pool_head_saved_as_stock_beit(toy, mean_finetuned):
+    out, trainer = mean_finetuned
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "beit" and config["architectures"] == ["BeitForImageClassification"]
+    assert config["use_mean_pooling"] and not config["use_relative_position_bias"]
+    assert config["id2label"] == {str(i): name for i, name in enumerate(sorted(COLOURS))}
+    assert "mean-pooling" in (out / "README.md").read_text()
+    tuned = BeitForImageClassification.from_pretrained(out).beit.state_dict()
+    assert not torch.equal(tuned["layers.0.mlp.fc1.weight"], _pretrained_encoder(toy)["layers.0.mlp.fc1.weight"])
+    # The new fc_norm and the head train at the full rate, the blocks below at the decayed ones.
+    lrs = sorted({group["initial_lr"] for group in trainer.optimizer.param_groups})
+    assert lrs == pytest.approx([1e-3 * 0.75**i for i in (3, 2, 1, 0)])
+    by_param = {id(p): g for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert by_param[id(trainer.model.beit.pooler.layernorm.weight)]["initial_lr"] == pytest.approx(1e-3)
+
+
+def test_mean_pooled_classifier_keeps_the_encoder_exactly():
+    torch.manual_seed(0)
+    vit = ViTModel(ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=64), add_pooling_layer=False).eval()
+    with torch.no_grad():  # a key bias BEiT lacks: it must not matter (softmax is shift-invariant per query)
+        for name, param in vit.named_parameters():
+            if name.endswith("k_proj.bias"):
+                param.normal_(0, 1)
+    model = mean_pooled_classifier(vit, num_labels=3).eval()
+    images = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        before_norm = vit(images, output_hidden_states=True).hidden_states[-1]
+        features = model.beit(images)
+        expected = model.beit.pooler.layernorm(before_norm[:, 1:].mean(1))
+        assert torch.allclose(features.last_hidden_state, before_norm, atol=1e-5)
+        assert torch.allclose(features.pooler_output, expected, atol=1e-5)
+        assert torch.allclose(model(images).logits, model.classifier(expected), atol=1e-5)
+    no_bias = ViTModel(ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=64, qkv_bias=False))
+    with pytest.raises(ValueError, match="qkv_bias=False"):
+        mean_pooled_classifier(no_bias, num_labels=3)
 
 
 def test_layer_decay_groups_follow_mae():
@@ -198,7 +247,7 @@ def test_fold_merges_batchnorm_into_the_linear_layer():
         assert torch.allclose(probe.fold()(images).logits, probe(images).logits, atol=1e-5)
 
 
-def test_outputs_load_with_pipeline_without_macrl_hf(toy, finetuned, probed):
+def test_outputs_load_with_pipeline_without_macrl_hf(toy, finetuned, probed, mean_finetuned):
     image = next(Path(toy["val"]).glob("red/*.png"))
     script = (
         "import json, sys\n"
@@ -208,11 +257,12 @@ def test_outputs_load_with_pipeline_without_macrl_hf(toy, finetuned, probed):
         "print(json.dumps(labels))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", script, str(image), str(finetuned[0]), str(probed[0])],
+    outputs = [str(finetuned[0]), str(probed[0]), str(mean_finetuned[0])]
+    result = subprocess.run([sys.executable, "-c", script, str(image), *outputs],
                             capture_output=True, text=True, env=env, cwd=toy["root"])
     assert result.returncode == 0, result.stderr[-3000:]
-    finetuned_label, probe_label = json.loads(result.stdout.strip().splitlines()[-1])
-    assert finetuned_label in COLOURS and probe_label in ("blue", "green", "red")
+    finetuned_label, probe_label, mean_label = json.loads(result.stdout.strip().splitlines()[-1])
+    assert finetuned_label in COLOURS and probe_label in ("blue", "green", "red") and mean_label in COLOURS
 
 
 def test_any_vit_checkpoint_loads_and_a_mismatched_head_is_replaced_on_request(toy, tmp_path):
@@ -226,6 +276,9 @@ def test_any_vit_checkpoint_loads_and_a_mismatched_head_is_replaced_on_request(t
     assert not (tmp_path / "refused" / "config.json").exists()
     _run([*args, "--ignore_mismatched_sizes"], toy, tmp_path / "out")
     assert len(json.loads((tmp_path / "out" / "config.json").read_text())["id2label"]) == 5
+    _run([*args, "--pooling", "mean"], toy, tmp_path / "mean")  # the CLS head is never used: a new one, any size
+    config = json.loads((tmp_path / "mean" / "config.json").read_text())
+    assert config["architectures"] == ["BeitForImageClassification"] and len(config["id2label"]) == 5
 
 
 @pytest.fixture
@@ -284,6 +337,12 @@ def test_layer_decay_is_for_finetuning_only(toy, tmp_path, no_training):
     with pytest.raises(ValueError, match="--layer_decay applies to --protocol finetune only"):
         _run(["--model_name_or_path", toy["macrl"], "--train_dir", toy["train"], "--protocol", "linear_probe",
               "--layer_decay", "0.75"], toy, tmp_path / "out")
+
+
+def test_mean_pooling_is_for_finetuning_only(toy, tmp_path, no_training):
+    with pytest.raises(ValueError, match="--pooling mean applies to --protocol finetune only"):
+        _run(["--model_name_or_path", toy["macrl"], "--train_dir", toy["train"], "--protocol", "linear_probe",
+              "--pooling", "mean"], toy, tmp_path / "out")
 
 
 def test_integer_labels_sort_numerically():

@@ -78,6 +78,13 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
              "24", *common)
     evidence("finetune", "--budget", "0", "--variants", "macrl", "--finetune_epochs", "1",
              "--finetune_samples", "24", *common)  # the from-scratch reference
+    evidence("finetune", "--budget", "1", "--variants", "macrl", "--finetune_epochs", "1", "--finetune_samples",
+             "24", "--finetune_pooling", "mean", *common)  # MAE's global-pool head, beside the CLS head's result
+    mean_head = json.loads((tmp_path / "out" / "evals" / "ftmean1-macrl-1x-s0.json").read_text())
+    assert 0 <= mean_head["finetune_mean_top1"] <= 1 and "finetune_top1" not in mean_head
+    assert "finetune_top1" in json.loads((tmp_path / "out" / "evals" / "ft1-macrl-1x-s0.json").read_text())
+    model = json.loads((tmp_path / "out" / "finetune" / "ftmean1-macrl-1x-s0" / "config.json").read_text())
+    assert model["architectures"] == ["BeitForImageClassification"] and model["use_mean_pooling"]
     evidence("attention", "--budget", "1", "--variants", "macrl", "--attention_images", "3", *common)
     unmodified = (tmp_path / "out" / "attention-1x.md").read_text()
     # a modified method's attention goes beside the unmodified set, its runs standing in for the variant's
@@ -106,7 +113,8 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     assert unmodified.strip() in report and modified.strip() in report
     for expected in ("| 1x (48) | macrl |", "0 (untrained)", "Fine-tuning efficiency", "centre share",
                      "momentum (EMA)", "| macrl 1x seed 0 | mean of patch tokens |",
-                     "| untrained encoder (no pretraining) |", "| 1x | macrl | cls+mean | 0 |"):
+                     "| untrained encoder (no pretraining) |", "| 1x | macrl | cls+mean | 0 |",
+                     "| 1x | macrl: mean vs CLS head | 0 |"):
         assert expected in report, expected
     for figure in ("budget_curve.png", "fewshot_curve.png", "finetune_curve.png", "attention-1x.png",
                    "attention-1x-t.png"):

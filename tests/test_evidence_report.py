@@ -342,3 +342,37 @@ def test_mae_read_out_three_ways_from_its_mean_pooled_run_where_its_plain_checkp
     mae = [line for line in text.splitlines() if line.startswith("| 2x | mae |")]
     assert [line.split(" | ")[2:4] for line in mae] == [["cls", "0,1"], ["cls+mean", "0,1"]]
     assert all("| 46.0 ± 1.4 (45.0, 47.0) |" in line for line in mae)
+
+
+def test_mean_head_finetunes_are_paired_with_the_cls_head_and_across_methods(tmp_path):
+    """Fine-tunes with MAE's global-pool head (`finetune_mean_top1`) against the CLS head from the same checkpoints,
+    and MACRL against MAE both ways; MAE's `pooling=mean` run stands in where its plain run was not fine-tuned so, a
+    plain run's wins, and a run with another change gives none. No other fine-tuning table reads them."""
+    def ft(variant, seed, top1, key="finetune_top1", tag=""):
+        return {"variant": variant, "tag": tag, "budget": 2.0, "seed": seed, "epochs": 8.0, key: top1}
+    mean = "finetune_mean_top1"
+    runs = {"macrl-2x-s0": run("macrl", 0, 0.5, 0.5), "macrl-2x-s1": run("macrl", 1, 0.5, 0.5),
+            "mae-2x-s0": run("mae", 0, 0.4, 0.4), "mae-2x-s1": run("mae", 1, 0.4, 0.4),
+            "mae+mean-2x-s0": run("mae", 0, 0.4, 0.4, "mean", ",pooling=mean"),
+            "mae+mean-2x-s1": run("mae", 1, 0.4, 0.4, "mean", ",pooling=mean"),
+            "mae+zz-2x-s1": run("mae", 1, 0.4, 0.4, "zz", ",pooling=mean,mask_ratio=0.5"),
+            "ft8-macrl-2x-s0": ft("macrl", 0, 0.55), "ft8-macrl-2x-s1": ft("macrl", 1, 0.56),
+            "ftmean8-macrl-2x-s0": ft("macrl", 0, 0.54, mean), "ftmean8-macrl-2x-s1": ft("macrl", 1, 0.55, mean),
+            "ft8-mae-2x-s0": ft("mae", 0, 0.50), "ft8-mae-2x-s1": ft("mae", 1, 0.51),
+            "ftmean8-mae+mean-2x-s0": ft("mae", 0, 0.58, mean, "mean"),
+            "ftmean8-mae+mean-2x-s1": ft("mae", 1, 0.10, mean, "mean"),  # the plain run's below wins
+            "ftmean8-mae-2x-s1": ft("mae", 1, 0.59, mean),
+            "ftmean8-mae+zz-2x-s1": ft("mae", 1, 0.10, mean, "zz")}
+    write_results(tmp_path, runs)
+    full = report.write_report(tmp_path)
+    text = full.split("## Fine-tuning from the mean of the patch tokens")[1].split("\n## ")[0]
+    assert "the same training): ftmean8-mae+mean-2x-s0." in text
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| 2x")}
+    assert set(rows) == {"macrl: mean vs CLS head", "mae: mean vs CLS head", "macrl vs mae, both mean heads",
+                         "macrl CLS head vs mae mean head"}
+    assert rows["mae: mean vs CLS head"].rstrip(" |").endswith("+8.0, better")  # 58, 59 against 50, 51
+    assert rows["macrl vs mae, both mean heads"].rstrip(" |").endswith("-4.0, worse")  # 54, 55 against 58, 59
+    assert rows["macrl CLS head vs mae mean head"].rstrip(" |").endswith("-3.0, worse")  # 55, 56 against 58, 59
+    # the CLS-head tables are untouched by the mean-head fine-tunes
+    gaps = full.split("## Fine-tuning at equal images, budget by budget")[1].split("\n## ")[0]
+    assert gaps.count("| 2x |") == 1 and gaps.rstrip().endswith("+5.0, better |")
