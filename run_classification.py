@@ -111,7 +111,7 @@ def main(argv=None):
 
     # Every check runs before anything is trained or written.
     check_arguments(model_args, training_args)
-    resume = check_output_dir(training_args, "vit")
+    resume = check_output_dir(training_args, "beit" if model_args.pooling == "mean" else "vit")
     model_type, checkpoint_config = read_model_type(model_args.model_name_or_path, model_args.cache_dir)
     set_seed(training_args.seed)
     data = load_image_data(

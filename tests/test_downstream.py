@@ -339,6 +339,14 @@ def test_layer_decay_is_for_finetuning_only(toy, tmp_path, no_training):
               "--layer_decay", "0.75"], toy, tmp_path / "out")
 
 
+def test_output_dir_must_hold_the_kind_of_model_the_pooling_writes(toy, mean_finetuned, no_training):
+    args = ["--model_name_or_path", toy["macrl"], "--train_dir", toy["train"], "--max_steps", "1"]
+    with pytest.raises(ValueError, match="holds a 'beit' model"):
+        _run(args, toy, mean_finetuned[0])
+    with pytest.raises(AssertionError, match="a Trainer was built"):  # past every check: the kind it writes
+        _run([*args, "--pooling", "mean"], toy, mean_finetuned[0])
+
+
 def test_mean_pooling_is_for_finetuning_only(toy, tmp_path, no_training):
     with pytest.raises(ValueError, match="--pooling mean applies to --protocol finetune only"):
         _run(["--model_name_or_path", toy["macrl"], "--train_dir", toy["train"], "--protocol", "linear_probe",
