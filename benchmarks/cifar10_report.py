@@ -757,6 +757,7 @@ def write_report(out: Path) -> str:
     lines += pretrain_table(evals)
     stand_ins = sorted(name for name, r in evals.items() if "stands_in" in r and "linear_probe_top1" in r)
     readout_stand_ins = sorted(name for name in readout_sources(evals).values() if evals[name].get("tag"))
+    finetune_stand_ins = finetune_pooling_groups(evals)[2]
     if stand_ins:
         lines += ["", "Stand-ins (MAE trained with `pooling=mean`, which its loss never reads, read out from its CLS "
                   "token; its fine-tunes are MAE's too): " + ", ".join(f"{n} = {evals[n]['stands_in']}" for n in stand_ins)
@@ -813,8 +814,7 @@ def write_report(out: Path) -> str:
          "with a head on the CLS token (`ViTForImageClassification`, the tables above) and on a LayerNorm of the mean "
          "of the patch tokens, as MAE fine-tunes (`cifar10_evidence.py finetune --finetune_pooling mean`, "
          "`run_classification.py --pooling mean`). " + paired + (" From MAE's `pooling=mean` runs where its plain "
-         "checkpoint is gone (the same training): " + ", ".join(finetune_pooling_groups(evals)[2]) + "."
-         if finetune_pooling_groups(evals)[2] else ""),
+         "checkpoint is gone (the same training): " + ", ".join(finetune_stand_ins) + "." if finetune_stand_ins else ""),
          finetune_pooling_table(evals)),
     )
     for title, intro, rows in sections:

@@ -56,4 +56,3 @@ def mean_pooled_classifier(vit: ViTModel, **config_kwargs) -> BeitForImageClassi
     if missing or unexpected:
         raise RuntimeError(f"ViT encoder keys do not match BEiT's: missing {missing}, unexpected {unexpected}")
     return model
-
