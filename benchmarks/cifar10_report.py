@@ -663,8 +663,23 @@ def plot_fewshot_curve(evals: dict, path: Path) -> None:
                                  ("few-shot top-1, 10 % of labels", lambda r: fewshot_mean(r, "0.1"))), path)
 
 
+def mean_head_curves(evals: dict, budget: float) -> dict:
+    """{"<variant> (<budget>x, mean head)": {epochs: [top1 % per seed]}}: the fine-tunes from the mean of the patch
+    tokens at `budget` (stand-ins included, see finetune_pooling_groups), a line beside each CLS-head line."""
+    _, mean_head, _ = finetune_pooling_groups(evals)
+    curves = {}
+    for variant, b in sorted(mean_head, key=lambda k: method_key(k[0])):
+        if b == budget:
+            by_epochs = defaultdict(list)
+            for (epochs, _), top1 in sorted(mean_head[(variant, b)].items()):
+                by_epochs[epochs].append(100 * top1)
+            curves[f"{variant} ({b:g}x, mean head)"] = dict(by_epochs)
+    return curves
+
+
 def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> None:
-    """Top-1 against fine-tuning epochs for every checkpoint fine-tuned (left) and, with FLOP counts, the three
+    """Top-1 against fine-tuning epochs for every checkpoint fine-tuned (left; at the largest budget all variants
+    share, also with the mean-pooled head where fine-tuned so, dashed) and, with FLOP counts, the three
     methods' checkpoints at the largest equal pretraining compute (right; modified methods given the same compute
     dashed): equal images and equal compute side by side, since the order of the methods differs between the two."""
     import matplotlib
@@ -717,7 +732,11 @@ def plot_finetune_curve(evals: dict, path: Path, flops: dict | None = None) -> N
             style = {"color": colours.get(variant), "linestyle": "-" if largest else ":",
                      "alpha": 1.0 if largest else 0.5}
         draw(ax, name, series[name], style)
-    ax.set_title(f"CIFAR-10 fine-tuning efficiency (solid: equal images, {solid:g}x)")
+    mean_heads = mean_head_curves(evals, solid)
+    for name, by_epochs in mean_heads.items():  # the same checkpoints with MAE's global-pool head: dashed, squares
+        draw(ax, name, by_epochs, {"color": colours.get(name.split(" ")[0]), "linestyle": "--", "marker": "s"})
+    dashed = ", dashed: mean head" if mean_heads else ""
+    ax.set_title(f"CIFAR-10 fine-tuning (solid: equal images, {solid:g}x{dashed})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: a dozen lines cover the data
     if equal:
         right = axes[0][1]

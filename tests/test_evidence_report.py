@@ -376,3 +376,10 @@ def test_mean_head_finetunes_are_paired_with_the_cls_head_and_across_methods(tmp
     # the CLS-head tables are untouched by the mean-head fine-tunes
     gaps = full.split("## Fine-tuning at equal images, budget by budget")[1].split("\n## ")[0]
     assert gaps.count("| 2x |") == 1 and gaps.rstrip().endswith("+5.0, better |")
+    # finetune_curve.png draws the mean heads beside the CLS heads, from the same runs (stand-in included)
+    evals = report.with_stand_ins(report.load_evals(tmp_path))
+    curves = report.mean_head_curves(evals, 2.0)
+    assert list(curves) == ["macrl (2x, mean head)", "mae (2x, mean head)"]
+    assert curves["macrl (2x, mean head)"] == {8.0: pytest.approx([54.0, 55.0])}
+    assert curves["mae (2x, mean head)"] == {8.0: pytest.approx([58.0, 59.0])}  # s0 the stand-in, s1 the plain run
+    assert report.mean_head_curves(evals, 4.0) == {}
