@@ -139,6 +139,18 @@ def balanced_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.T
     return torch.cat(chosen).sort().values
 
 
+def _spelled_out_defaults() -> dict:
+    """scikit-learn 1.8+ warns on every LogisticRegressionCV that these defaults will change; spelled out as the values
+    it uses today (an L2 penalty; the fitted attributes are not read), so that a probe stays the same and quiet."""
+    import inspect
+
+    from sklearn.linear_model import LogisticRegressionCV
+
+    if "use_legacy_attributes" not in inspect.signature(LogisticRegressionCV).parameters:
+        return {}
+    return {"l1_ratios": (0.0,), "use_legacy_attributes": False}
+
+
 def fewshot_accuracy(train_features, train_labels, test_features, test_labels, fraction: float,
                      draws: int = 5, seed: int = 0, cs=(0.01, 0.1, 1.0, 10.0)) -> list[float]:
     """Top-1 of a logistic-regression probe (scikit-learn) trained on `fraction` of the training labels, one per
@@ -155,7 +167,8 @@ def fewshot_accuracy(train_features, train_labels, test_features, test_labels, f
         idx = balanced_subset(train_labels, fraction, seed + draw)
         smallest_class = int(torch.bincount(train_labels[idx])[train_labels[idx].unique()].min())
         if smallest_class >= 2:
-            probe = LogisticRegressionCV(Cs=list(cs), cv=min(3, smallest_class), max_iter=2000)
+            probe = LogisticRegressionCV(Cs=list(cs), cv=min(3, smallest_class), max_iter=2000, scoring="accuracy",
+                                         **_spelled_out_defaults())
         else:  # one label per class: nothing to cross-validate on
             probe = LogisticRegression(C=1.0, max_iter=2000)
         model = make_pipeline(StandardScaler(), probe)
