@@ -270,12 +270,14 @@ def frozen_evaluations(args, run_dir: Path, seed: int, branch: str = "online", p
 
 def runs_to_evaluate(args, key: str):
     """(name, evals, run directory) of every finished pretraining, not the untrained reference, whose checkpoint is
-    still on disk and whose evals lack `key` yet (any, for `key=None`); only `--budget`'s if given."""
+    still on disk and whose evals lack `key` yet (any, for `key=None`); only `--budget`'s if given; only
+    `--variants`'."""
     out = Path(args.output_dir)
+    variants = set(args.variants.split(","))
     for name, result in load_evals(out).items():
         run_dir = out / "runs" / name
         if ("linear_probe_top1" in result and key not in result and result.get("budget") != 0
-                and (args.budget is None or result["budget"] == args.budget)
+                and (args.budget is None or result["budget"] == args.budget) and result.get("variant") in variants
                 and (run_dir / "model.safetensors").exists()):
             yield name, result, run_dir
 
@@ -295,8 +297,9 @@ def readout_stage(args) -> None:
     """The online encoder of every finished run read out the other way too (the mean of the patch tokens for a run
     trained on the CLS token, the CLS token for one trained on the mean), recorded beside it (`other_readout` in its
     evals file): is the CLS read-out unfair to a method? MAE puts no loss on its CLS token; MoCo and MACRL do.
-    The unmodified methods' runs, or those of `--tag`; `--budget` for one budget only. With `--readouts`, those
-    read-outs instead (`readouts` in its evals file), every one from the checkpoint now on disk."""
+    The unmodified methods' runs, or those of `--tag`; `--budget` for one budget only, `--variants` for some
+    methods only. With `--readouts`, those read-outs instead (`readouts` in its evals file), every one from the
+    checkpoint now on disk."""
     if args.readouts:
         return readouts_stage(args, args.readouts.split(","))
     for name, result, run_dir in runs_to_evaluate(args, "other_readout"):

@@ -61,6 +61,7 @@ def test_every_stage_runs_and_finished_jobs_are_not_redone(tmp_path):
     assert run["images_seen"] == 3 * 16 and 0 <= run["knn_top1"] <= 1 and len(run["fewshot"]["0.1"]) == 2
     evidence("teacher", *common)
     assert "momentum_encoder" in json.loads((tmp_path / "out" / "evals" / "macrl-1x-s0.json").read_text())
+    assert "readout:" not in evidence("readout", "--variants", "mae,moco", *common)  # only --variants' runs
     evidence("readout", *common)
     readout = json.loads((tmp_path / "out" / "evals" / "macrl-1x-s0.json").read_text())["other_readout"]
     assert readout["pooling"] == "mean" and 0 <= readout["linear_probe_top1"] <= 1
