@@ -550,6 +550,41 @@ def readouts_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
     return comparison_table(rows)
 
 
+def modified_readouts_table(evals: dict, variant: str = "macrl") -> list[str]:
+    """A modified method (a tag) read out every way measured, against its unmodified method read out the same way
+    and, for a modified baseline, `variant` unmodified against it (also each at its own read-out, where the baseline
+    is POOLING_BLIND): does a change help at the read-out that suits the
+    method, and does `variant` keep its place against the stronger baseline? Seeds where both were measured."""
+    plain = readouts_of(evals)
+    modified = defaultdict(dict)  # (method, its variant, budget) -> seed -> read-outs
+    for r in evals.values():  # not MAE's `pooling=mean` runs: the same training as MAE's (see pooled_sibling)
+        if "readouts" in r and r.get("tag") and pooled_sibling(evals, r) is None:
+            modified[(method(r), r["variant"], r["budget"])][r["seed"]] = r["readouts"]
+    rows = []
+    for name, base, budget in sorted(modified, key=lambda k: (k[2], method_key(k[0]))):
+        ours = modified[(name, base, budget)]
+        for other in [base] + ([variant] if base != variant else []):
+            for pooling in READOUTS:
+                seeds = sorted(s for s in ours if pooling in ours[s] and pooling in plain.get((other, budget, s), {}))
+                if not seeds:
+                    continue
+                mine = [ours[s][pooling] for s in seeds]
+                theirs = [plain[(other, budget, s)][pooling] for s in seeds]
+                if other == base:  # the change's effect
+                    rows.append(comparison_row(budget, f"{name} ({pooling}) vs {other} ({pooling})", seeds, mine,
+                                               theirs))
+                else:  # `variant` against the modified baseline
+                    rows.append(comparison_row(budget, f"{other} ({pooling}) vs {name} ({pooling})", seeds, theirs,
+                                               mine))
+            if other != base and base in POOLING_BLIND:  # each at its own read-out: MACRL's CLS, MAE's mean
+                seeds = sorted(s for s in ours if "mean" in ours[s] and "cls" in plain.get((other, budget, s), {}))
+                if seeds:
+                    rows.append(comparison_row(budget, f"{other} (cls) vs {name} (mean)", seeds,
+                                               [plain[(other, budget, s)]["cls"] for s in seeds],
+                                               [ours[s]["mean"] for s in seeds]))
+    return comparison_table(rows)
+
+
 def two_evaluations_table(evals: dict, key: str, column: str, labels) -> list[str]:
     rows = [r for r in evals.values() if key in r and "stands_in" not in r]  # each measurement once
     if not rows:
@@ -820,6 +855,9 @@ def write_report(out: Path) -> str:
          readouts_table(evals)),
         ("MACRL against each baseline, each read out one way", "From the same measurements; " + paired,
          readouts_gaps_table(evals)),
+        ("Modified methods read out three ways", "A modified method's run read out as above (`readout --tag TAG "
+         "--readouts cls,mean,cls+mean`) against its unmodified method read out the same way and, for a modified "
+         "baseline, unmodified MACRL against it; " + paired, modified_readouts_table(evals)),
         ("Fine-tuning efficiency (test top-1 after N epochs, each its own run)", None, finetune_table(evals)),
         ("Fine-tuning at equal images, budget by budget", "Each cell: test top-1 after N fine-tuning epochs from "
          "MACRL's checkpoint vs from a baseline's pretrained on as many images, " + paired, finetune_gaps_table(evals)),

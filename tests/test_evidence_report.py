@@ -322,6 +322,21 @@ def test_every_read_out_is_tabled_and_macrl_compared_one_read_out_against_anothe
     assert "45.0 ± 1.4 (44.0, 46.0) vs 40.5 ± 0.7 (40.0, 41.0): +4.5, better" in rows["macrl (cls) vs mae (cls)"]
     assert "| 0 |" in rows["macrl (cls+mean) vs mae (cls+mean)"] and "+1.0, one seed" in rows["macrl (cls+mean) vs mae (cls+mean)"]
     assert "| 0 |" in rows["macrl (mean) vs mae (mean)"]
+    # modified methods: against their unmodified method read out the same way; a modified MAE also against MACRL,
+    # both read out the same way and each its own way (MACRL's CLS, MAE's mean)
+    evals["mae+l2-2x-s0"] = readouts(run("mae", 0, 0.42, 0.47, "l2", ",reconstruction_loss=mse"), cls=(0.42, 0.47),
+                                     mean=(0.40, 0.50))
+    evals["mae+l2-2x-s1"] = readouts(run("mae", 1, 0.43, 0.46, "l2", ",reconstruction_loss=mse"), cls=(0.43, 0.46),
+                                     mean=(0.41, 0.51))
+    modified = {line.split(" | ")[1]: line for line in report.modified_readouts_table(evals)[2:]}
+    assert list(modified) == ["macrl+t (cls) vs macrl (cls)", "mae+l2 (cls) vs mae (cls)", "mae+l2 (mean) vs mae (mean)",
+                              "macrl (cls) vs mae+l2 (cls)", "macrl (mean) vs mae+l2 (mean)",
+                              "macrl (cls) vs mae+l2 (mean)"]
+    assert "10.0 vs 47.0: -37.0, one seed" in modified["macrl+t (cls) vs macrl (cls)"]
+    assert "50.5 ± 0.7 (50.0, 51.0) vs 48.5 ± 0.7 (49.0, 48.0): +2.0, better" in modified["mae+l2 (mean) vs mae (mean)"]
+    assert "| 0 |" in modified["macrl (mean) vs mae+l2 (mean)"]  # MACRL's mean read-out: seed 0 only
+    assert ("47.5 ± 0.7 (47.0, 48.0) vs 50.5 ± 0.7 (50.0, 51.0): -3.0, worse"
+            in modified["macrl (cls) vs mae+l2 (mean)"])
 
 
 def test_mae_read_out_three_ways_from_its_mean_pooled_run_where_its_plain_checkpoint_is_gone(tmp_path):
@@ -342,6 +357,8 @@ def test_mae_read_out_three_ways_from_its_mean_pooled_run_where_its_plain_checkp
     mae = [line for line in text.splitlines() if line.startswith("| 2x | mae |")]
     assert [line.split(" | ")[2:4] for line in mae] == [["cls", "0,1"], ["cls+mean", "0,1"]]
     assert all("| 46.0 ± 1.4 (45.0, 47.0) |" in line for line in mae)
+    modified = [line.split(" | ")[1] for line in report.modified_readouts_table(report.load_evals(tmp_path))[2:]]
+    assert modified and all(label.startswith(("mae+zz", "macrl (")) for label in modified)  # no `pooling=mean` run
 
 
 def test_mean_head_finetunes_are_paired_with_the_cls_head_and_across_methods(tmp_path):
