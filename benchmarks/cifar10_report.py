@@ -552,9 +552,9 @@ def readouts_gaps_table(evals: dict, variant: str = "macrl") -> list[str]:
 
 def modified_readouts_table(evals: dict, variant: str = "macrl") -> list[str]:
     """A modified method (a tag) read out every way measured, against its unmodified method read out the same way
-    and, for a modified baseline, `variant` unmodified against it (also each at its own read-out, where the baseline
-    is POOLING_BLIND): does a change help at the read-out that suits the
-    method, and does `variant` keep its place against the stronger baseline? Seeds where both were measured."""
+    and, for a modified baseline, `variant` unmodified against it (also each at its own read-out where the baseline
+    is POOLING_BLIND): does a change help at the read-out that suits the method, and does `variant` keep its place
+    against the stronger baseline? Seeds where both were measured."""
     plain = readouts_of(evals)
     modified = defaultdict(dict)  # (method, its variant, budget) -> seed -> read-outs
     for r in evals.values():  # not MAE's `pooling=mean` runs: the same training as MAE's (see pooled_sibling)
